@@ -1,0 +1,131 @@
+"""The ASGI app: ``create_app(settings, engine=None)``. Nothing is built at import time.
+
+The engine loads in the background after start-up: ``/live`` answers at once, ``/health`` (readiness)
+says 503 with the loading state until the engine can serve, and turns 503 again if it dies. On
+shutdown, in-flight requests get ``server.drain_timeout_s`` to finish before the engine stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from routes import PROVIDERS, openai
+from server import __version__
+from server.context import ServerContext
+from server.engine.base import Engine
+from server.engine.factory import create_engine
+from server.errors import (
+    EngineUnavailableError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ServerError,
+)
+from server.harmony.render import HarmonyRenderer, RenderOptions
+from server.http.auth import KeyStore
+from server.http.jsonio import dumps
+from server.http.routing import validation_error
+from server.service import ChatService
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_context(settings: Settings, engine: Engine | None = None) -> ServerContext:
+    engine = engine or create_engine(settings)
+    h = settings.harmony
+    renderer = HarmonyRenderer(
+        RenderOptions(
+            model_identity=h.model_identity,
+            knowledge_cutoff=h.knowledge_cutoff,
+            conversation_start_date=h.conversation_start_date,
+            default_reasoning_effort=h.default_reasoning_effort,
+        )
+    )
+    service = ChatService(engine, renderer, settings.limits)
+    return ServerContext(settings=settings, engine=engine, service=service, keys=KeyStore.from_settings(settings.auth))
+
+
+async def _load(ctx: ServerContext) -> None:
+    ctx.readiness.set("loading", f"starting the {ctx.engine.info.name} engine")
+    started = time.monotonic()
+    try:
+        await ctx.engine.start()
+    except Exception as exc:
+        log.exception("engine failed to start")
+        ctx.readiness.set("failed", f"engine failed to start: {exc.__class__.__name__}: {exc}")
+        return
+    ctx.readiness.set("ready", f"loaded in {time.monotonic() - started:.1f}s")
+    log.info("engine ready (%s, max_model_len=%d)", ctx.engine.info.name, ctx.engine.info.max_model_len)
+
+
+async def _drain(ctx: ServerContext, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while ctx.service.active_requests and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if ctx.service.active_requests:
+        log.warning("drain timeout: %d requests still running are aborted", ctx.service.active_requests)
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    ctx = build_context(settings, engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = asyncio.create_task(_load(ctx))
+        try:
+            yield
+        finally:
+            ctx.readiness.set("stopping")
+            await _drain(ctx, settings.server.drain_timeout_s)
+            loader.cancel()
+            with contextlib.suppress(BaseException):
+                await loader
+            await ctx.engine.shutdown()
+
+    app = FastAPI(title="gpt-oss server", version=__version__, lifespan=lifespan)
+    app.state.ctx = ctx
+
+    @app.get("/live", include_in_schema=False)
+    async def live() -> Response:
+        return Response(dumps({"status": "alive"}), media_type="application/json")
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> Response:
+        state = ctx.readiness.state
+        if state == "ready":
+            try:
+                await ctx.engine.check_health()
+            except EngineUnavailableError as exc:
+                ctx.readiness.set("failed", exc.message)
+                state = "failed"
+        body = {"status": "ok" if state == "ready" else state, "detail": ctx.readiness.detail}
+        if state == "ready":
+            body["active_requests"] = ctx.service.active_requests  # type: ignore[assignment]
+        return Response(dumps(body), status_code=200 if state == "ready" else 503, media_type="application/json")
+
+    for provider in PROVIDERS:
+        if provider.enabled(ctx):
+            app.include_router(provider.router(ctx))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        error: ServerError
+        if exc.status_code == 405:
+            error = MethodNotAllowedError(f"Method {request.method} is not allowed on {request.url.path}.")
+        else:
+            error = NotFoundError(f"Not found: {request.url.path}")
+        return openai.render_error(error, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return openai.render_error(validation_error(exc), request)
+
+    return app

@@ -1,0 +1,127 @@
+"""Command line: ``python -m server serve|print-config|build-checkpoint``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.errors import ConfigError
+from server.settings import Settings, load_settings
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    server: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        server["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        server["port"] = args.port
+    if getattr(args, "log_level", None):
+        server["log_level"] = args.log_level
+    if server:
+        out["server"] = server
+    if getattr(args, "engine", None):
+        out["engine"] = {"kind": args.engine}
+    return out
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, _overrides(args))
+
+
+def banner(settings: Settings, keys: int, providers: list[str]) -> str:
+    engine = settings.engine
+    model = engine.vllm.model or "tiny random-weight gpt-oss checkpoint (built on first run)"
+    if engine.kind == "scripted":
+        model = f"scripted ({engine.scripted.mode})"
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    return "\n".join(
+        [
+            "gpt-oss server",
+            f"  engine     {engine.kind}",
+            f"  model      {model}  (served as '{engine.served_model_name}')",
+            f"  routes     {', '.join(providers)}",
+            f"  auth       {'on, ' + str(keys) + ' key(s)' if keys else 'OFF (no API keys configured)'}",
+            f"  listening  {url}",
+        ]
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from routes import PROVIDERS
+    from server.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings)
+    ctx = app.state.ctx
+    enabled = [f"{p.name} ({p.paths})" for p in PROVIDERS if p.enabled(ctx)]
+    sys.stderr.write(banner(settings, len(ctx.keys), enabled) + "\n")
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        timeout_graceful_shutdown=int(settings.server.drain_timeout_s) + 5,
+    )
+    return 0
+
+
+def print_config(args: argparse.Namespace) -> int:
+    from server.http.auth import KeyStore
+
+    settings = _settings(args)
+    data = settings.model_dump(mode="json")
+    data["auth"]["keys_loaded"] = len(KeyStore.from_settings(settings.auth))  # counts only, never keys
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+def build_checkpoint(args: argparse.Namespace) -> int:
+    from server.checkpoint import build_tiny_checkpoint
+
+    logging.basicConfig(level=logging.INFO)
+    path = build_tiny_checkpoint(args.out, seed=args.seed, force=args.force)
+    sys.stdout.write(f"{path}\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gptoss-server", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+        ("serve", serve, "start the HTTP server"),
+        ("print-config", print_config, "show the merged settings (no secrets)"),
+    ):
+        sp = sub.add_parser(name, help=text)
+        sp.set_defaults(func=func)
+        sp.add_argument("--config", type=Path, default=None, help="YAML settings file (default: auto profile)")
+        sp.add_argument("--host", default=None)
+        sp.add_argument("--port", type=int, default=None)
+        sp.add_argument("--engine", choices=["vllm", "scripted"], default=None)
+        sp.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default=None)
+    sp = sub.add_parser("build-checkpoint", help="build the tiny random-weight gpt-oss checkpoint")
+    sp.set_defaults(func=build_checkpoint)
+    sp.add_argument("--out", type=Path, default=None)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--force", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if "--print-config" in (argv or sys.argv[1:]):
+        args.func = print_config
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 2

@@ -1,0 +1,35 @@
+"""What the routes share at run time: settings, the chat service, the keys, readiness."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from server.engine.base import Engine
+from server.service import ChatService
+from server.settings import Settings
+
+
+@dataclass(slots=True)
+class Readiness:
+    state: str = "starting"  # starting | loading | ready | failed | stopping
+    detail: str = ""
+    since: float = field(default_factory=time.time)
+
+    def set(self, state: str, detail: str = "") -> None:
+        self.state, self.detail, self.since = state, detail, time.time()
+
+
+@dataclass(slots=True)
+class ServerContext:
+    settings: Settings
+    engine: Engine
+    service: ChatService
+    keys: object  # server.http.auth.KeyStore (kept untyped so the core stays framework-free)
+    readiness: Readiness = field(default_factory=Readiness)
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def model_names(self) -> list[str]:
+        primary = self.settings.engine.served_model_name
+        return [primary, *[a for a in self.settings.providers.openai.model_aliases if a != primary]]

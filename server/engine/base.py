@@ -1,0 +1,69 @@
+"""The engine seam: token ids in, token-id deltas out.
+
+An engine runs one async generator per request, can abort a request, reports its health and a few
+read-only facts. The vLLM engine and the scripted engine both implement it; nothing else in the
+server knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from server.types import SamplingOptions, TokenLogprob
+
+EngineFinish = Literal["stop", "length", "abort"]
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    request_id: str
+    prompt_token_ids: list[int]
+    sampling: SamplingOptions
+    max_tokens: int
+    stop_token_ids: tuple[int, ...]
+    # JSON schema (or {} for any JSON object) the answer must follow, if any.
+    json_schema: dict[str, object] | None = None
+
+
+@dataclass(slots=True)
+class EngineStep:
+    """New tokens since the previous step; ``finish_reason`` is set on the last one."""
+
+    token_ids: list[int]
+    finish_reason: EngineFinish | None = None
+    stop_reason: int | str | None = None
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(slots=True)
+class EngineInfo:
+    name: str
+    model: str
+    max_model_len: int
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    @property
+    def info(self) -> EngineInfo: ...
+
+    async def start(self) -> None:
+        """Load the model; returns when the engine can serve."""
+
+    async def shutdown(self) -> None: ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        """Stream the request's tokens. Closing the iterator early aborts the request."""
+        ...
+
+    async def abort(self, request_id: str) -> None: ...
+
+    async def check_health(self) -> None:
+        """Raise ``EngineUnavailableError`` if the engine cannot serve."""
+
+    def num_running(self) -> int:
+        """Requests admitted and not yet finished or aborted."""
+        ...

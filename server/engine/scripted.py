@@ -1,0 +1,146 @@
+"""A deterministic engine for offline client testing and fast tests.
+
+It "generates" harmony text chosen per request: the first configured rule whose regex matches the
+last user message (decoded from the prompt), or an echo of that message as the final answer. Text is
+tokenized with the real o200k_harmony encoding and streamed one token per step, with an optional
+delay, honouring max_tokens, stop tokens and aborts exactly like a real engine. Logprobs, when asked,
+are those of a deterministic sampler: the chosen token has probability 1 (logprob 0.0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.errors import ConfigError, EngineUnavailableError
+from server.harmony.encoding import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
+from server.settings import ScriptedSettings, ScriptRule
+from server.types import TokenLogprob
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    pattern: re.Pattern[str] | None
+    token_ids: tuple[int, ...]
+
+
+def load_rules(settings: ScriptedSettings) -> list[ScriptRule]:
+    rules = list(settings.rules)
+    if settings.rules_file is not None:
+        path = Path(settings.rules_file)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot read scripted rules file {path}: {exc}") from exc
+        items = raw.get("rules", raw) if isinstance(raw, dict) else raw
+        if not isinstance(items, list):
+            raise ConfigError(f"Scripted rules file {path} must hold a list of rules.")
+        rules.extend(ScriptRule.model_validate(item) for item in items)
+    return rules
+
+
+class ScriptedEngine:
+    def __init__(self, settings: ScriptedSettings, served_model_name: str = "gpt-oss-120b") -> None:
+        self._settings = settings
+        self._encoding = get_encoding()
+        self._rules = [
+            _CompiledRule(
+                re.compile(rule.match, re.DOTALL) if rule.match is not None else None,
+                tuple(self._encoding.encode(rule.text, allowed_special="all")),
+            )
+            for rule in load_rules(settings)
+        ]
+        self._running: dict[str, asyncio.Event] = {}
+        self._started = False
+        self._info = EngineInfo(
+            name="scripted",
+            model=served_model_name,
+            max_model_len=settings.max_model_len,
+            details={"mode": settings.mode, "rules": len(self._rules), "token_delay_s": settings.token_delay_s},
+        )
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def shutdown(self) -> None:
+        for event in self._running.values():
+            event.set()
+        self._started = False
+
+    async def check_health(self) -> None:
+        if not self._started:
+            raise EngineUnavailableError("The engine is not running.")
+
+    def num_running(self) -> int:
+        return len(self._running)
+
+    async def abort(self, request_id: str) -> None:
+        event = self._running.get(request_id)
+        if event is not None:
+            event.set()
+
+    def last_user_text(self, prompt: list[int]) -> str:
+        """The content of the last user message in a rendered harmony prompt."""
+        user = self._encoding.encode("user", allowed_special="all")
+        for i in range(len(prompt) - 1, -1, -1):
+            if prompt[i] == START and prompt[i + 1 : i + 1 + len(user)] == user:
+                try:
+                    begin = prompt.index(MESSAGE, i) + 1
+                    end = prompt.index(END, begin)
+                except ValueError:
+                    return ""
+                return self._encoding.decode(prompt[begin:end])
+        return ""
+
+    def script_for(self, prompt: list[int]) -> list[int]:
+        user_text = self.last_user_text(prompt)
+        if self._settings.mode == "replay":
+            for rule in self._rules:
+                if rule.pattern is None or rule.pattern.search(user_text):
+                    return list(rule.token_ids)
+        # the echoed text is plain text: a user spelling "<|return|>" gets no control token
+        text = self._encoding.encode(user_text, disallowed_special=())
+        return [CHANNEL, *self._encoding.encode("final"), MESSAGE, *text, RETURN]
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        if not self._started:
+            raise EngineUnavailableError("The engine is not running.")
+        if request.request_id in self._running:
+            raise ValueError(f"duplicate request id {request.request_id}")
+        aborted = asyncio.Event()
+        self._running[request.request_id] = aborted
+        tokens = self.script_for(request.prompt_token_ids)
+        stops = set(request.stop_token_ids)
+        delay = self._settings.token_delay_s
+        want_logprobs = request.sampling.logprobs
+        try:
+            for produced, token in enumerate(tokens, start=1):
+                if delay:
+                    await asyncio.sleep(delay)
+                else:
+                    await asyncio.sleep(0)
+                if aborted.is_set():
+                    yield EngineStep([], finish_reason="abort")
+                    return
+                logprobs = [TokenLogprob(token, 0.0, [(token, 0.0)])] if want_logprobs else None
+                if token in stops:
+                    yield EngineStep([token], finish_reason="stop", stop_reason=token, logprobs=logprobs)
+                    return
+                if produced >= request.max_tokens:
+                    yield EngineStep([token], finish_reason="length", logprobs=logprobs)
+                    return
+                yield EngineStep([token], logprobs=logprobs)
+            # the script ran out without a stop token: the turn ends like an EOS
+            yield EngineStep([], finish_reason="stop")
+        finally:
+            self._running.pop(request.request_id, None)

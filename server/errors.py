@@ -1,0 +1,113 @@
+"""Typed errors raised by the core; each provider renders them into its own status and body.
+
+Tree::
+
+    ServerError
+    ├── ConfigError                  bad settings or missing files at start-up (never reaches a client)
+    └── RequestError                 the client's fault, 4xx
+    │   ├── AuthenticationError      401 missing / wrong key
+    │   ├── InvalidRequestError      400 bad body, bad parameter (``param`` names it)
+    │   │   └── ContextLengthError   400 prompt + max_tokens beyond the model's context
+    │   ├── ModelNotFoundError       404 unknown model
+    │   ├── NotFoundError            404 unknown path or object
+    │   ├── PayloadTooLargeError     413 body over the configured limit
+    │   └── RateLimitError           429 admission control (``retry_after`` seconds)
+    └── EngineError                  5xx
+        ├── EngineUnavailableError   503 engine dead, loading or shutting down
+        └── InternalError            500 anything unexpected
+
+Classify by type, never by matching message text.
+"""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    """Base of every error the server raises on purpose."""
+
+    status: int = 500
+    kind: str = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class ConfigError(ServerError):
+    """Invalid configuration or a missing file at start-up."""
+
+
+class RequestError(ServerError):
+    """The request cannot be served as sent."""
+
+    status = 400
+    kind = "invalid_request_error"
+
+
+class AuthenticationError(RequestError):
+    status = 401
+    kind = "authentication_error"
+
+
+class InvalidRequestError(RequestError):
+    status = 400
+    kind = "invalid_request_error"
+
+
+class ContextLengthError(InvalidRequestError):
+    """Prompt tokens (plus requested output) exceed the model's context window."""
+
+    def __init__(self, message: str, *, prompt_tokens: int, max_context: int, param: str = "messages") -> None:
+        super().__init__(message, param=param, code="context_length_exceeded")
+        self.prompt_tokens = prompt_tokens
+        self.max_context = max_context
+
+
+class ModelNotFoundError(RequestError):
+    status = 404
+    kind = "not_found_error"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model `{model}` does not exist.", param="model", code="model_not_found")
+        self.model = model
+
+
+class NotFoundError(RequestError):
+    status = 404
+    kind = "not_found_error"
+
+
+class MethodNotAllowedError(RequestError):
+    status = 405
+    kind = "invalid_request_error"
+
+
+class PayloadTooLargeError(RequestError):
+    status = 413
+    kind = "invalid_request_error"
+
+
+class RateLimitError(RequestError):
+    status = 429
+    kind = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after = retry_after
+
+
+class EngineError(ServerError):
+    status = 500
+    kind = "server_error"
+
+
+class EngineUnavailableError(EngineError):
+    status = 503
+    kind = "service_unavailable"
+
+
+class InternalError(EngineError):
+    status = 500
+    kind = "server_error"

@@ -1,0 +1,132 @@
+"""Decode generated token ids into neutral deltas with harmony's streaming parser.
+
+Channels: ``analysis`` -> reasoning text; ``final`` (and commentary without a recipient, a preamble)
+-> answer text; a message addressed to ``functions.NAME`` -> a tool call whose arguments stream as
+deltas. Malformed model output never raises: a token the parser rejects is skipped, and if generation
+ends while a message header is still open, the raw text of that message (control tokens removed) is
+returned as answer text, as vLLM does, so the caller always gets what could be recovered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import string
+from collections.abc import Callable, Iterable
+
+from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
+
+from server.harmony.encoding import CALL, END, FIRST_SPECIAL_ID, RETURN, get_encoding
+from server.types import Delta, ToolCallDelta
+
+log = logging.getLogger(__name__)
+
+_ALNUM = string.ascii_letters + string.digits
+_TOOL_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-.]")
+_MESSAGE_END = frozenset((END, RETURN, CALL))
+
+
+def openai_tool_call_id() -> str:
+    return "call_" + "".join(secrets.choice(_ALNUM) for _ in range(24))
+
+
+def sanitize_tool_name(recipient: str) -> str:
+    """``functions.get_weather`` -> ``get_weather``; anything odd is replaced, length bounded."""
+    name = recipient.removeprefix("functions.").strip()
+    name = name.split(" ", 1)[0].split("<|", 1)[0]
+    return _TOOL_NAME_BAD.sub("_", name)[:64] or "unknown"
+
+
+class HarmonyDecoder:
+    """Stateful decoder for one assistant turn."""
+
+    __slots__ = (
+        "_call_index",
+        "_call_open",
+        "_encoding",
+        "_new_id",
+        "_parser",
+        "_pending",
+        "reasoning_tokens",
+        "rejected_tokens",
+    )
+
+    def __init__(self, new_tool_call_id: Callable[[], str] = openai_tool_call_id) -> None:
+        self._encoding = get_encoding()
+        self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
+        self._pending: list[int] = []  # tokens of the message in progress
+        self._call_index = -1
+        self._call_open = False  # a tool call was started for the message in progress
+        self._new_id = new_tool_call_id
+        self.reasoning_tokens = 0
+        self.rejected_tokens = 0
+
+    def feed(self, token_ids: Iterable[int]) -> Delta:
+        delta = Delta()
+        parser = self._parser
+        for token in token_ids:
+            try:
+                parser.process(token)
+            except HarmonyError:
+                self.rejected_tokens += 1
+                self._pending.append(token)
+                continue
+            channel = parser.current_channel
+            if channel == "analysis":
+                self.reasoning_tokens += 1
+            text = parser.last_content_delta
+            if text:
+                recipient = parser.current_recipient
+                if recipient and recipient not in ("assistant", "user"):
+                    self._tool_text(delta, recipient, text)
+                elif channel == "analysis":
+                    delta.reasoning += text
+                else:
+                    delta.content += text
+            if token in _MESSAGE_END:
+                if not self._call_open:
+                    # a call whose arguments were empty still is a call
+                    messages = parser.messages
+                    recipient = messages[-1].recipient if messages else None
+                    if recipient and recipient not in ("assistant", "user"):
+                        self._tool_text(delta, recipient, "")
+                self._pending.clear()
+                self._call_open = False
+            else:
+                self._pending.append(token)
+        return delta
+
+    def _tool_text(self, delta: Delta, recipient: str, text: str) -> None:
+        if not self._call_open:
+            self._call_open = True
+            self._call_index += 1
+            delta.tool_calls.append(
+                ToolCallDelta(
+                    index=self._call_index,
+                    id=self._new_id(),
+                    name=sanitize_tool_name(recipient),
+                    arguments=text,
+                )
+            )
+        elif delta.tool_calls and delta.tool_calls[-1].index == self._call_index:
+            delta.tool_calls[-1].arguments += text
+        else:
+            delta.tool_calls.append(ToolCallDelta(index=self._call_index, arguments=text))
+
+    @property
+    def has_tool_calls(self) -> bool:
+        return self._call_index >= 0
+
+    def finish(self) -> Delta:
+        """Close the turn; returns any answer text recovered from an unterminated header."""
+        delta = Delta()
+        state = self._parser.state
+        pending = [t for t in self._pending if t < FIRST_SPECIAL_ID]
+        self._pending.clear()
+        if state in (StreamState.HEADER, StreamState.EXPECT_START) and pending:
+            text = self._encoding.decode(pending)
+            if text:
+                log.debug("harmony output ended in a non-terminal state; recovered %d tokens", len(pending))
+                delta.content = text
+        return delta

@@ -1,0 +1,26 @@
+"""The process-wide harmony encoding, loaded offline once."""
+
+from __future__ import annotations
+
+import functools
+
+from openai_harmony import HarmonyEncoding, HarmonyEncodingName, load_harmony_encoding
+
+from server.harmony.vocab import ensure_vocab
+
+RETURN = 200002
+CONSTRAIN = 200003
+CHANNEL = 200005
+START = 200006
+END = 200007
+MESSAGE = 200008
+CALL = 200012
+# Tokens at which an assistant turn ends: <|return|> (final answer) and <|call|> (tool call).
+STOP_TOKEN_IDS: tuple[int, ...] = (RETURN, CALL)
+FIRST_SPECIAL_ID = 199998
+
+
+@functools.cache
+def get_encoding() -> HarmonyEncoding:
+    ensure_vocab()
+    return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)

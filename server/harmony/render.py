@@ -1,0 +1,127 @@
+"""Render a neutral chat request into gpt-oss prompt token ids with harmony.
+
+Layout: a system message (model identity, knowledge cutoff, conversation date, reasoning effort),
+a developer message holding the request's system/developer instructions (and function tools), then the
+history. Earlier assistant turns keep only their final answer (harmony drops old analysis); the
+reasoning of an assistant turn that ended in tool calls is kept, because the model continues it.
+User text is encoded as plain text: a string spelling ``<|start|>`` never becomes a control token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from openai_harmony import (
+    Author,
+    Conversation,
+    DeveloperContent,
+    Message,
+    ReasoningEffort,
+    Role,
+    SystemContent,
+    ToolDescription,
+)
+
+from server.errors import InvalidRequestError
+from server.harmony.encoding import get_encoding
+from server.types import ChatMessage, ChatRequest
+
+_EFFORT = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    model_identity: str = "You are ChatGPT, a large language model trained by OpenAI."
+    knowledge_cutoff: str = "2024-06"
+    # None: today's date (UTC) at render time; a fixed "YYYY-MM-DD" pins it (reproducible prompts).
+    conversation_start_date: str | None = None
+    default_reasoning_effort: str = "medium"
+
+
+class HarmonyRenderer:
+    def __init__(self, options: RenderOptions | None = None) -> None:
+        self.options = options or RenderOptions()
+        self._encoding = get_encoding()
+
+    def _date(self) -> str:
+        return self.options.conversation_start_date or dt.datetime.now(dt.UTC).date().isoformat()
+
+    def build_conversation(self, request: ChatRequest) -> Conversation:
+        opts = self.options
+        effort = request.reasoning_effort or opts.default_reasoning_effort
+        system = (
+            SystemContent.new()
+            .with_model_identity(opts.model_identity)
+            .with_knowledge_cutoff(opts.knowledge_cutoff)
+            .with_conversation_start_date(self._date())
+            .with_reasoning_effort(_EFFORT[effort])
+        )
+        messages: list[Message] = [Message.from_role_and_content(Role.SYSTEM, system)]
+
+        instructions = [m.content for m in request.messages if m.role in ("system", "developer") and m.content]
+        tools = request.tools if request.tool_choice.mode != "none" else []
+        if instructions or tools:
+            developer = DeveloperContent.new()
+            if instructions:
+                developer = developer.with_instructions("\n\n".join(instructions))
+            if tools:
+                developer = developer.with_function_tools(
+                    [ToolDescription.new(t.name, t.description or "", parameters=t.parameters) for t in tools]
+                )
+            messages.append(Message.from_role_and_content(Role.DEVELOPER, developer))
+
+        history = [m for m in request.messages if m.role not in ("system", "developer")]
+        last_user = max((i for i, m in enumerate(history) if m.role == "user"), default=-1)
+        tool_names = {c.id: c.name for m in history for c in m.tool_calls}
+        for index, msg in enumerate(history):
+            messages.extend(self._history_message(msg, keep_reasoning=index > last_user, tool_names=tool_names))
+        return Conversation.from_messages(messages)
+
+    def _history_message(
+        self, msg: ChatMessage, *, keep_reasoning: bool, tool_names: dict[str, str]
+    ) -> list[Message]:
+        if msg.role == "user":
+            return [Message.from_role_and_content(Role.USER, msg.content or "")]
+        if msg.role == "assistant":
+            out: list[Message] = []
+            if keep_reasoning and msg.reasoning and msg.tool_calls:
+                out.append(Message.from_role_and_content(Role.ASSISTANT, msg.reasoning).with_channel("analysis"))
+            for call in msg.tool_calls:
+                out.append(
+                    Message.from_role_and_content(Role.ASSISTANT, call.arguments or "{}")
+                    .with_channel("commentary")
+                    .with_recipient(f"functions.{call.name}")
+                    .with_content_type("<|constrain|>json")
+                )
+            if msg.content:
+                out.append(Message.from_role_and_content(Role.ASSISTANT, msg.content).with_channel("final"))
+            return out
+        if msg.role == "tool":
+            name = msg.name or tool_names.get(msg.tool_call_id or "")
+            if not name:
+                raise InvalidRequestError(
+                    "A tool message must answer a tool call of an earlier assistant message "
+                    "(tool_call_id not found).",
+                    param="messages",
+                )
+            return [
+                Message.from_author_and_content(Author.new(Role.TOOL, f"functions.{name}"), msg.content or "")
+                .with_channel("commentary")
+                .with_recipient("assistant")
+            ]
+        raise InvalidRequestError(f"Unsupported role: {msg.role}", param="messages")
+
+    def render(self, request: ChatRequest) -> list[int]:
+        """Prompt token ids, ending with ``<|start|>assistant`` (the model writes the rest)."""
+        conversation = self.build_conversation(request)
+        return list(self._encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
+
+
+def canonical_arguments(text: str) -> str:
+    """Compact JSON for tool arguments the model wrote, or the text unchanged if it is not JSON."""
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        return text

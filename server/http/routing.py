@@ -1,0 +1,53 @@
+"""Per-provider error rendering: a route class whose handler turns every error raised while serving
+(typed core errors, FastAPI validation errors, anything unexpected) into that provider's envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from server.errors import InternalError, InvalidRequestError, ServerError
+
+log = logging.getLogger(__name__)
+
+ErrorRenderer = Callable[[ServerError, Request], Response]
+
+
+def validation_error(exc: RequestValidationError | Any) -> InvalidRequestError:
+    """A readable 400 from pydantic/FastAPI validation errors; ``param`` names the first bad field."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    message = first.get("msg", "Invalid request.")
+    if param:
+        message = f"{message}: {param}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return InvalidRequestError(message, param=param)
+
+
+def error_route_class(render: ErrorRenderer) -> type[APIRoute]:
+    class ProviderRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except ServerError as exc:
+                    return render(exc, request)
+                except RequestValidationError as exc:
+                    return render(validation_error(exc), request)
+                except Exception:
+                    log.exception("unhandled error on %s %s", request.method, request.url.path)
+                    return render(InternalError("The server had an error while processing your request."), request)
+
+            return guarded
+
+    return ProviderRoute

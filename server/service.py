@@ -1,0 +1,275 @@
+"""The neutral core: validate a chat request, render it, admit it, run it, stream neutral events,
+and fold the stream into a result (so streaming and non-streaming answers cannot drift).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from server.engine.base import Engine, GenerationRequest
+from server.errors import (
+    ContextLengthError,
+    EngineUnavailableError,
+    InternalError,
+    InvalidRequestError,
+    RateLimitError,
+)
+from server.harmony.decode import HarmonyDecoder
+from server.harmony.encoding import STOP_TOKEN_IDS
+from server.harmony.render import HarmonyRenderer
+from server.settings import LimitsSettings
+from server.stops import StopMatcher
+from server.types import (
+    ChatRequest,
+    ChatResult,
+    Delta,
+    Event,
+    Finish,
+    FinishReason,
+    Timings,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PreparedRequest:
+    """A validated request with its prompt, ready to run."""
+
+    request: ChatRequest
+    request_id: str
+    prompt_token_ids: list[int]
+    max_tokens: int
+
+
+class ChatService:
+    def __init__(self, engine: Engine, renderer: HarmonyRenderer, limits: LimitsSettings) -> None:
+        self.engine = engine
+        self.renderer = renderer
+        self.limits = limits
+        self._active = 0
+
+    @property
+    def active_requests(self) -> int:
+        return self._active
+
+    # ---- before the first byte ---------------------------------------------------------------
+
+    def prepare(self, request: ChatRequest) -> PreparedRequest:
+        """Validate and render; raises typed errors that become a proper HTTP status."""
+        if not request.messages:
+            raise InvalidRequestError("messages must contain at least one message.", param="messages")
+        stops = request.sampling.stop
+        if len(stops) > self.limits.max_stop_sequences:
+            raise InvalidRequestError(
+                f"At most {self.limits.max_stop_sequences} stop sequences are allowed.", param="stop"
+            )
+        if any(len(s) > self.limits.max_stop_length for s in stops):
+            raise InvalidRequestError(
+                f"Stop sequences may be at most {self.limits.max_stop_length} characters long.", param="stop"
+            )
+        prompt = self.renderer.render(request)
+        max_context = self.engine.info.max_model_len
+        requested = request.sampling.max_tokens
+        if len(prompt) >= max_context:
+            raise ContextLengthError(
+                f"This model's maximum context length is {max_context} tokens. However, your request has "
+                f"{len(prompt)} input tokens. Please reduce the length of the input messages.",
+                prompt_tokens=len(prompt),
+                max_context=max_context,
+            )
+        room = max_context - len(prompt)
+        if requested is not None and requested > room:
+            raise ContextLengthError(
+                f"This model's maximum context length is {max_context} tokens. However, you requested "
+                f"{len(prompt) + requested} tokens ({len(prompt)} in the messages, {requested} in the "
+                "completion). Please reduce the length of the messages or completion.",
+                prompt_tokens=len(prompt),
+                max_context=max_context,
+                param="max_tokens",
+            )
+        max_tokens = requested or min(self.limits.default_max_tokens or room, room)
+        request_id = request.request_id or uuid.uuid4().hex
+        return PreparedRequest(request, request_id, prompt, max_tokens)
+
+    async def admit(self) -> None:
+        """Raise if the request cannot start now (engine down, too many requests)."""
+        await self.engine.check_health()
+        if self._active >= self.limits.max_concurrent_requests:
+            raise RateLimitError(
+                f"The server is at capacity ({self.limits.max_concurrent_requests} requests in flight). "
+                "Please retry shortly.",
+                retry_after=1,
+            )
+
+    # ---- the run ------------------------------------------------------------------------------
+
+    async def stream(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
+        """Neutral events: ``Delta``s then exactly one ``Finish``. Call ``admit`` first.
+
+        Closing this iterator early (client disconnect, cancellation) aborts the engine request.
+        """
+        self._active += 1
+        try:
+            async for event in self._run(prepared):
+                yield event
+        finally:
+            self._active -= 1
+
+    async def _run(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
+        request = prepared.request
+        sampling = request.sampling
+        decoder = HarmonyDecoder()
+        stops = StopMatcher(sampling.stop)
+        timings = Timings(start=time.time())
+        interval = self.limits.stream_interval
+        top_n = sampling.top_logprobs
+        generation = GenerationRequest(
+            request_id=prepared.request_id,
+            prompt_token_ids=prepared.prompt_token_ids,
+            sampling=sampling,
+            max_tokens=prepared.max_tokens,
+            stop_token_ids=STOP_TOKEN_IDS,
+        )
+        completion_tokens = 0
+        reason: FinishReason = "stop"
+        stop_reason: int | str | None = None
+        stopped_by_text = False
+        error: str | None = None
+        pending: Delta | None = None
+        steps = 0
+        sent_any = False
+        engine_steps = self.engine.generate(generation)
+        try:
+            async for step in engine_steps:
+                if step.token_ids:
+                    if timings.first_token is None:
+                        timings.first_token = time.time()
+                    completion_tokens += len(step.token_ids)
+                delta = decoder.feed(step.token_ids)
+                delta.token_ids = step.token_ids
+                if step.logprobs is not None:
+                    delta.logprobs = _trim_logprobs(step.logprobs, top_n)
+                if stops and delta.content:
+                    delta.content, hit = stops.feed(delta.content)
+                    if hit is not None:
+                        stopped_by_text, stop_reason = True, hit
+                pending = delta if pending is None else _merge(pending, delta)
+                steps += 1
+                if stopped_by_text:
+                    break  # closing the engine stream below aborts the request
+                if step.finish_reason is not None:
+                    reason = "length" if step.finish_reason == "length" else (
+                        "abort" if step.finish_reason == "abort" else "stop"
+                    )
+                    stop_reason = step.stop_reason
+                    break
+                # the first text goes out at once; later text every `interval` engine steps
+                if (steps >= interval or not sent_any) and _visible(pending):
+                    yield pending
+                    pending, steps, sent_any = None, 0, True
+        except (EngineUnavailableError, InvalidRequestError) as exc:
+            reason, error = "error", exc.message
+        except Exception as exc:
+            log.exception("engine failed during request %s", prepared.request_id)
+            reason, error = "error", f"Internal error during generation ({exc.__class__.__name__})."
+        finally:
+            await engine_steps.aclose()  # type: ignore[attr-defined]
+
+        tail = decoder.finish()
+        if stopped_by_text:
+            tail.content = ""
+        elif stops:
+            tail.content, hit = stops.feed(tail.content)
+            if hit is not None:
+                stop_reason = hit
+            else:
+                tail.content += stops.flush()
+        pending = tail if pending is None else _merge(pending, tail)
+        if _visible(pending) or pending.token_ids:
+            yield pending
+        if reason == "stop" and decoder.has_tool_calls:
+            reason = "tool_calls"
+        timings.end = time.time()
+        usage = Usage(len(prepared.prompt_token_ids), completion_tokens, decoder.reasoning_tokens)
+        yield Finish(reason=reason, usage=usage, timings=timings, stop_reason=stop_reason, error=error)
+
+    async def complete(self, prepared: PreparedRequest) -> ChatResult:
+        """Run to the end and fold the stream. Call ``admit`` first."""
+        return await fold(self.stream(prepared), prepared.prompt_token_ids)
+
+
+async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> ChatResult:
+    """The non-streaming result is exactly the fold of the stream."""
+    reasoning: list[str] = []
+    content: list[str] = []
+    calls: dict[int, ToolCall] = {}
+    token_ids: list[int] = []
+    logprobs: list[TokenLogprob] | None = None
+    finish: Finish | None = None
+    async for event in events:
+        if isinstance(event, Finish):
+            finish = event
+            break
+        reasoning.append(event.reasoning)
+        content.append(event.content)
+        token_ids.extend(event.token_ids)
+        if event.logprobs is not None:
+            logprobs = (logprobs or []) + event.logprobs
+        for part in event.tool_calls:
+            call = calls.get(part.index)
+            if call is None:
+                calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
+            else:
+                call.arguments += part.arguments
+    if finish is None:
+        raise InternalError("The generation ended without a result.")
+    if finish.reason == "error":
+        raise InternalError(finish.error or "Generation failed.")
+    text = "".join(content)
+    thought = "".join(reasoning)
+    return ChatResult(
+        content=text if text or not calls else None,
+        reasoning=thought or None,
+        tool_calls=[calls[i] for i in sorted(calls)],
+        finish_reason=finish.reason,
+        usage=finish.usage,
+        timings=finish.timings,
+        stop_reason=finish.stop_reason,
+        token_ids=token_ids,
+        logprobs=logprobs,
+        prompt_token_ids=prompt_token_ids,
+    )
+
+
+def _visible(delta: Delta) -> bool:
+    return bool(delta.reasoning or delta.content or delta.tool_calls)
+
+
+def _merge(first: Delta, second: Delta) -> Delta:
+    first.reasoning += second.reasoning
+    first.content += second.content
+    for part in second.tool_calls:
+        last: ToolCallDelta | None = first.tool_calls[-1] if first.tool_calls else None
+        if last is not None and last.index == part.index and part.id is None:
+            last.arguments += part.arguments
+        else:
+            first.tool_calls.append(part)
+    first.token_ids = first.token_ids + second.token_ids
+    if second.logprobs is not None:
+        first.logprobs = (first.logprobs or []) + second.logprobs
+    return first
+
+
+def _trim_logprobs(entries: list[TokenLogprob], top_n: int) -> list[TokenLogprob]:
+    for entry in entries:
+        entry.top = entry.top[:top_n]
+    return entries

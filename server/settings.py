@@ -1,0 +1,197 @@
+"""One settings tree, filled from (lowest to highest priority) defaults, a YAML file, environment
+variables (``GPTOSS_`` prefix, ``__`` between levels, e.g. ``GPTOSS_SERVER__PORT=9000``) and CLI flags.
+
+Secrets never live in YAML: the YAML names the environment variable or file that holds API keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from server.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Seconds to let in-flight requests finish on shutdown before they are aborted.
+    drain_timeout_s: float = Field(30.0, ge=0)
+
+
+class ScriptRule(_Section):
+    """Replay ``text`` (harmony completion text, as the model would write it after
+    ``<|start|>assistant``) when the last user message matches ``match`` (a regex; none = always)."""
+
+    match: str | None = None
+    text: str
+
+
+class ScriptedSettings(_Section):
+    # echo: answer with the last user message; replay: the first rule that matches (else echo).
+    mode: Literal["echo", "replay"] = "echo"
+    rules: list[ScriptRule] = Field(default_factory=list)
+    # YAML or JSON file with a list of rules, appended to ``rules``.
+    rules_file: Path | None = None
+    token_delay_s: float = Field(0.0, ge=0, le=10)
+    max_model_len: int = Field(131072, ge=16)
+
+
+class VllmSettings(_Section):
+    # A local folder or hub id. None: the tiny random-weight gpt-oss checkpoint, built on first use.
+    model: str | None = None
+    tiny_seed: int = 0
+    tokenizer: str | None = None
+    max_model_len: int | None = 4096
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    # CPU backend only: KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).
+    cpu_kvcache_space_gib: float | None = None
+    enforce_eager: bool = False
+    load_format: str = "auto"
+    dtype: str = "auto"
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    async_scheduling: bool | None = None
+    # The JSON grammar may not insert free whitespace (keeps small models from looping on spaces).
+    structured_outputs_disable_any_whitespace: bool = True
+    # Anything else AsyncEngineArgs accepts.
+    extra_args: dict[str, Any] = Field(default_factory=dict)
+
+
+class EngineSettings(_Section):
+    kind: Literal["vllm", "scripted"] = "vllm"
+    # The model name the server reports and accepts on its OpenAI-compatible route.
+    served_model_name: str = "gpt-oss-120b"
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
+    scripted: ScriptedSettings = Field(default_factory=ScriptedSettings)
+
+
+class HarmonySettings(_Section):
+    model_identity: str = "You are ChatGPT, a large language model trained by OpenAI."
+    knowledge_cutoff: str = "2024-06"
+    # None: today's date; "YYYY-MM-DD" pins it (reproducible prompts, prefix caching).
+    conversation_start_date: str | None = None
+    default_reasoning_effort: Literal["low", "medium", "high"] = "medium"
+
+    @field_validator("conversation_start_date")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            import datetime as dt
+
+            dt.date.fromisoformat(value)
+        return value
+
+
+class AuthSettings(_Section):
+    # Comma- or newline-separated keys in this environment variable...
+    api_keys_env: str = "GPTOSS_API_KEYS"
+    # ...and/or one key per line in this file. No keys anywhere: auth is off.
+    api_keys_file: Path | None = None
+
+
+class LimitsSettings(_Section):
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Requests admitted at once (queued in the engine included); more get 429 with Retry-After.
+    max_concurrent_requests: int = Field(256, ge=1)
+    # Output cap when the request names none; None: the rest of the context window.
+    default_max_tokens: int | None = Field(None, ge=1)
+    # Engine steps batched into one streamed event (like vLLM's --stream-interval).
+    stream_interval: int = Field(1, ge=1, le=1024)
+    max_stop_sequences: int = Field(16, ge=0)
+    max_stop_length: int = Field(256, ge=1)
+
+
+class OpenAIRouteSettings(_Section):
+    enabled: bool = True
+    # Extra model names accepted as aliases of the served model.
+    model_aliases: list[str] = Field(default_factory=lambda: ["openai/gpt-oss-120b", "gpt-oss"])
+    owned_by: str = "vllm"
+
+
+class ProvidersSettings(_Section):
+    openai: OpenAIRouteSettings = Field(default_factory=OpenAIRouteSettings)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GPTOSS_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    harmony: HarmonySettings = Field(default_factory=HarmonySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (CLI flags, already merged over the YAML) > env > defaults; see load_settings.
+        return (init_settings, env_settings)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping at top level.")
+    return data
+
+
+def _env_overrides() -> dict[str, Any]:
+    """Values from ``GPTOSS_*`` environment variables alone (they sit between YAML and flags)."""
+    return EnvSettingsSource(Settings)()
+
+
+def default_profile() -> Path:
+    """gpt-oss-120b on GPU when a GPU and CUDA vLLM are present, else the CPU profile."""
+    from server.engine.detect import cuda_vllm_available
+
+    return CONFIG_DIR / ("gpu.yaml" if cuda_vllm_available() else "cpu.yaml")
+
+
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """YAML < env < overrides. ``config_file=None`` picks the default profile."""
+    path = config_file or default_profile()
+    data = read_yaml(path)
+    data = _deep_merge(data, _env_overrides())
+    data = _deep_merge(data, overrides or {})
+    try:
+        return Settings(**data)
+    except ValueError as exc:
+        raise ConfigError(f"Invalid settings ({path}): {exc}") from exc

@@ -1,0 +1,177 @@
+"""Neutral core types: what every provider route translates to and from.
+
+Nothing here knows a provider's JSON, the web framework or vLLM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+ReasoningEffort = Literal["low", "medium", "high"]
+FinishReason = Literal["stop", "length", "tool_calls", "abort", "error"]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A function call made by the assistant (``arguments`` is the JSON text the model wrote)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    role: Role
+    content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class FunctionTool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    """``none`` | ``auto`` | ``required`` | ``function`` (then ``name`` is set)."""
+
+    mode: Literal["none", "auto", "required", "function"] = "auto"
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool = False
+
+
+@dataclass(slots=True)
+class SamplingOptions:
+    """Sampling and limits; ``None`` means the engine's default."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    logit_bias: dict[int, float] | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    ignore_eos: bool = False
+    min_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    messages: list[ChatMessage]
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    reasoning_effort: ReasoningEffort | None = None
+    tools: list[FunctionTool] = field(default_factory=list)
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class TokenLogprob:
+    token_id: int
+    logprob: float
+    top: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class Timings:
+    """Wall-clock facts of one request, in seconds since the epoch (``time.time()``)."""
+
+    start: float
+    first_token: float | None = None
+    end: float | None = None
+
+    @property
+    def prompt_ms(self) -> float:
+        return ((self.first_token or self.end or self.start) - self.start) * 1000.0
+
+    @property
+    def predicted_ms(self) -> float:
+        first = self.first_token or self.end or self.start
+        return ((self.end or first) - first) * 1000.0
+
+
+# ---- stream events --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """Part of a tool call: the first delta of a call carries ``id`` and ``name``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class Delta:
+    """What one engine step added: reasoning text, answer text, tool-call parts, tokens."""
+
+    reasoning: str = ""
+    content: str = ""
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(slots=True)
+class Finish:
+    """The last event of every stream."""
+
+    reason: FinishReason
+    usage: Usage
+    timings: Timings
+    stop_reason: int | str | None = None
+    error: str | None = None
+
+
+Event = Delta | Finish
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """The fold of a stream: what a non-streaming response is built from."""
+
+    content: str | None
+    reasoning: str | None
+    tool_calls: list[ToolCall]
+    finish_reason: FinishReason
+    usage: Usage
+    timings: Timings
+    stop_reason: int | str | None = None
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None
+    prompt_token_ids: list[int] = field(default_factory=list)
