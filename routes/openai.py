@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from routes import Provider
@@ -349,9 +348,16 @@ def model_card(ctx: ServerContext, name: str) -> dict[str, Any]:
 
 
 def router(ctx: ServerContext) -> APIRouter:
+    """Mounted at ``/v1`` unless AI/ML API owns that prefix; always reachable under ``/openai/v1``."""
+    prefixes = ["/openai"] if ctx.settings.providers.v1_owner != "openai" else ["", "/openai"]
     api = APIRouter(route_class=error_route_class(render_error), dependencies=[Depends(authenticate)])
+    for prefix in prefixes:
+        _mount(api, prefix)
+    return api
 
-    @api.post(CHAT_PATH)
+
+def _mount(api: APIRouter, prefix: str) -> None:
+    @api.post(prefix + CHAT_PATH, include_in_schema=not prefix)
     async def chat_completions(request: Request, ctx: Ctx) -> Response:
         body = parse_body(ChatCompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         model = check_model(ctx, body.model)
@@ -378,16 +384,14 @@ def router(ctx: ServerContext) -> APIRouter:
         )
         return Response(dumps(payload), media_type="application/json")
 
-    @api.get(MODELS_PATH)
+    @api.get(prefix + MODELS_PATH, include_in_schema=not prefix)
     async def list_models(ctx: Ctx) -> Response:
         name = ctx.settings.engine.served_model_name
         return Response(dumps({"object": "list", "data": [model_card(ctx, name)]}), media_type="application/json")
 
-    @api.get(MODELS_PATH + "/{model_id:path}")
+    @api.get(prefix + MODELS_PATH + "/{model_id:path}", include_in_schema=not prefix)
     async def get_model(model_id: str, ctx: Ctx) -> Response:
         return Response(dumps(model_card(ctx, check_model(ctx, model_id))), media_type="application/json")
-
-    return api
 
 
 PROVIDER = Provider(
@@ -396,5 +400,3 @@ PROVIDER = Provider(
     router=router,
     paths=f"{CHAT_PATH}, {MODELS_PATH}",
 )
-
-__all__ = ["PROVIDER", "ChatCompletionRequest", "JSONResponse", "render_error"]

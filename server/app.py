@@ -109,6 +109,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         body = {"status": "ok" if state == "ready" else state, "detail": ctx.readiness.detail}
         if state == "ready":
             body["active_requests"] = ctx.service.active_requests  # type: ignore[assignment]
+            body["engine_requests"] = ctx.engine.num_running()  # type: ignore[assignment]
         return Response(dumps(body), status_code=200 if state == "ready" else 503, media_type="application/json")
 
     for provider in PROVIDERS:

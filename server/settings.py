@@ -122,8 +122,39 @@ class OpenAIRouteSettings(_Section):
     owned_by: str = "vllm"
 
 
+# ---- provider routes: one section each (fields documented in the provider's module) ----------------
+
+
+class Dat1Settings(_Section):
+    enabled: bool = True
+
+
+class AimlapiSettings(_Section):
+    enabled: bool = True
+
+
+class E2ESettings(_Section):
+    enabled: bool = True
+
+
+class DataoortsSettings(_Section):
+    enabled: bool = True
+
+
+class OxenSettings(_Section):
+    enabled: bool = True
+
+
 class ProvidersSettings(_Section):
+    # AI/ML API and plain OpenAI both use /v1/chat/completions and /v1/models: this picks who answers
+    # there (AI/ML API also keeps /chat/completions, and OpenAI stays reachable at /openai/v1/...).
+    v1_owner: Literal["openai", "aimlapi"] = "openai"
     openai: OpenAIRouteSettings = Field(default_factory=OpenAIRouteSettings)
+    dat1: Dat1Settings = Field(default_factory=Dat1Settings)
+    aimlapi: AimlapiSettings = Field(default_factory=AimlapiSettings)
+    e2e: E2ESettings = Field(default_factory=E2ESettings)
+    dataoorts: DataoortsSettings = Field(default_factory=DataoortsSettings)
+    oxen: OxenSettings = Field(default_factory=OxenSettings)
 
 
 class Settings(BaseSettings):

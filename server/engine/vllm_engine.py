@@ -56,7 +56,6 @@ class VllmEngine:
         self._model = model
         self._served = served_model_name
         self._llm: Any = None
-        self._running: set[str] = set()
         self._info = EngineInfo(
             name="vllm", model=served_model_name, max_model_len=settings.max_model_len or 0, details={"path": model}
         )
@@ -95,7 +94,10 @@ class VllmEngine:
             raise EngineUnavailableError("The engine has stopped; the server must be restarted.")
 
     def num_running(self) -> int:
-        return len(self._running)
+        """Requests vLLM itself still tracks (queued or running): the ground truth for aborts."""
+        if self._llm is None:
+            return 0
+        return int(self._llm.output_processor.get_num_unfinished_requests())
 
     async def abort(self, request_id: str) -> None:
         if self._llm is not None:
@@ -143,7 +145,6 @@ class VllmEngine:
         params = self._sampling_params(request)
         prompt = TokensPrompt(prompt_token_ids=request.prompt_token_ids)
         want_logprobs = params.logprobs is not None
-        self._running.add(request.request_id)
         try:
             async for out in self._llm.generate(prompt, params, request.request_id):
                 completion = out.outputs[0]
@@ -159,8 +160,6 @@ class VllmEngine:
             if exc.__class__.__name__ in ("VLLMValidationError", "ValueError"):
                 raise InvalidRequestError(str(exc)) from exc
             raise
-        finally:
-            self._running.discard(request.request_id)
 
 
 def _logprobs(token_ids: Any, logprobs: Any) -> list[TokenLogprob] | None:

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.contract import ProviderCase, openai_stream_text
+
+
+def check_error(r: requests.Response, status: int) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert list(body) == ["error"]
+    assert list(body["error"]) == ["message", "type", "param", "code"]
+
+
+def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"model": "gpt-oss-120b", "messages": messages, "stream": stream, **extra}
+
+
+CASES = [
+    ProviderCase(
+        name=name,
+        chat_path=path,
+        auth_headers=lambda key: {"Authorization": f"Bearer {key}"},
+        body=body,
+        text_of=lambda r: r["choices"][0]["message"]["content"] or "",
+        stream_text_of=openai_stream_text,
+        check_error=check_error,
+    )
+    for name, path in (("openai", "/v1/chat/completions"), ("openai-prefixed", "/openai/v1/chat/completions"))
+]

@@ -1,0 +1,159 @@
+"""Test plumbing: real uvicorn servers on loopback ports (in a thread, or as a subprocess)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+
+from server.app import create_app
+from server.engine.base import Engine
+from server.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+API_KEY = "sk-test-0123456789abcdef"
+PINNED_DATE = "2026-01-15"
+
+# Harmony transcripts the scripted test server replays (matched on the last user message).
+SCRIPT_RULES: list[dict[str, str]] = [
+    {
+        "match": "^reason$",
+        "text": "<|channel|>analysis<|message|>User says hi. Reply politely.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>Hello! How can I help?<|return|>",
+    },
+    {
+        "match": "^weather$",
+        "text": "<|channel|>analysis<|message|>Need the weather tool.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json"
+        '<|message|>{"city":"Paris"}<|call|>',
+    },
+    {
+        "match": "^two tools$",
+        "text": "<|channel|>commentary to=functions.get_weather <|constrain|>json"
+        '<|message|>{"city":"Paris"}<|call|>',
+    },
+    {
+        "match": "^garbage$",
+        "text": "random header words without structure",
+    },
+    {
+        "match": "^long$",
+        "text": "<|channel|>final<|message|>" + " ".join(f"w{i}" for i in range(400)) + "<|return|>",
+    },
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scripted_settings(tmp: Path, **scripted: Any) -> Settings:
+    keys = tmp / "keys.txt"
+    keys.write_text(f"# test keys\n{API_KEY}\nsecond-key-xyz\n")
+    return Settings(
+        engine={
+            "kind": "scripted",
+            "scripted": {"mode": "replay", "rules": SCRIPT_RULES, **scripted},
+        },
+        harmony={"conversation_start_date": PINNED_DATE},
+        auth={"api_keys_env": "GPTOSS_TEST_UNUSED_KEYS", "api_keys_file": str(keys)},
+    )
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    api_key: str = API_KEY
+    app: Any = None
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(f"{self.base_url}/health", timeout=10).json()  # type: ignore[no-any-return]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+def wait_ready(base_url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            r = httpx.get(f"{base_url}/health", timeout=5)
+            if r.status_code == 200:
+                return
+            if r.json().get("status") == "failed":
+                raise RuntimeError(f"engine failed: {r.text}")
+        time.sleep(0.2)
+    raise TimeoutError(f"server at {base_url} not ready after {timeout}s")
+
+
+@contextlib.contextmanager
+def threaded_server(settings: Settings, engine: Engine | None = None) -> Iterator[LiveServer]:
+    """A real uvicorn server on a loopback port, in a thread of this process."""
+    port = free_port()
+    app = create_app(settings, engine)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, 60)
+        yield LiveServer(base, app=app)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@contextlib.contextmanager
+def subprocess_server(config: dict[str, Any], tmp: Path, ready_timeout: float = 900) -> Iterator[LiveServer]:
+    """``python -m server serve --config FILE`` as a child process, exactly as a user starts it."""
+    port = free_port()
+    config_path = tmp / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    log_path = tmp / "server.log"
+    env = {**os.environ, "GPTOSS_API_KEYS": API_KEY, "GPTOSS_SERVER__PORT": str(port)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--config", str(config_path)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    live = LiveServer(base, process=process, log_path=log_path)
+    try:
+        try:
+            wait_ready(base, ready_timeout, process)
+        except Exception:
+            sys.stderr.write(live.log_text()[-5000:])
+            raise
+        yield live
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)

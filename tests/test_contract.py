@@ -1,0 +1,71 @@
+"""One contract over every provider route: auth, validation, unknown model, stream framing, and the
+non-streaming result equal to the fold of the stream."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.cases import all_cases
+from tests.contract import ProviderCase, sse_payloads
+from tests.helpers import LiveServer
+
+CASES = all_cases()
+MESSAGES = [{"role": "user", "content": "reason"}]
+
+
+def post(server: LiveServer, case: ProviderCase, body: dict, key: str | None) -> requests.Response:  # type: ignore[type-arg]
+    headers = case.auth_headers(key) if key is not None else {}
+    return requests.post(server.base_url + case.chat_path, json=body, headers=headers, timeout=30)
+
+
+@pytest.fixture(params=CASES, ids=[c.name for c in CASES])
+def case(request: pytest.FixtureRequest) -> ProviderCase:
+    return request.param  # type: ignore[no-any-return]
+
+
+def test_ok(scripted_server: LiveServer, case: ProviderCase) -> None:
+    r = post(scripted_server, case, case.body(MESSAGES, False, {}), scripted_server.api_key)
+    assert r.status_code == 200, r.text
+    assert case.text_of(r.json()) == "Hello! How can I help?"
+
+
+def test_missing_key(scripted_server: LiveServer, case: ProviderCase) -> None:
+    case.check_error(post(scripted_server, case, case.body(MESSAGES, False, {}), None), 401)
+
+
+def test_wrong_key(scripted_server: LiveServer, case: ProviderCase) -> None:
+    case.check_error(post(scripted_server, case, case.body(MESSAGES, False, {}), "wrong-key"), 401)
+
+
+def test_invalid_body(scripted_server: LiveServer, case: ProviderCase) -> None:
+    body = case.body(MESSAGES, False, case.invalid_fields)
+    case.check_error(post(scripted_server, case, body, scripted_server.api_key), 400)
+
+
+def test_missing_messages(scripted_server: LiveServer, case: ProviderCase) -> None:
+    body = case.body(MESSAGES, False, {})
+    body.pop("messages", None)
+    if "data" in body and isinstance(body["data"], dict):
+        body["data"].pop("messages", None)
+    case.check_error(post(scripted_server, case, body, scripted_server.api_key), 400)
+
+
+def test_unknown_model(scripted_server: LiveServer, case: ProviderCase) -> None:
+    if case.unknown_model_fields is None:
+        pytest.skip("this provider's body names no model")
+    body = case.body(MESSAGES, False, case.unknown_model_fields)
+    case.check_error(post(scripted_server, case, body, scripted_server.api_key), case.unknown_model_status)
+
+
+def test_stream_terminator_and_fold(scripted_server: LiveServer, case: ProviderCase) -> None:
+    r = post(scripted_server, case, case.body(MESSAGES, True, {}), scripted_server.api_key)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    raw = r.content.decode()
+    payloads, blocks = sse_payloads(raw, case.terminator)
+    assert blocks[-1] == case.terminator
+    assert raw.endswith("\n\n")
+    streamed = case.stream_text_of(payloads)
+    full = post(scripted_server, case, case.body(MESSAGES, False, {}), scripted_server.api_key).json()
+    assert streamed == case.text_of(full) == "Hello! How can I help?"

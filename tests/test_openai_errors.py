@@ -1,0 +1,170 @@
+"""Errors on the OpenAI route: status codes and OpenAI's error envelope, never FastAPI's 422."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from tests.helpers import LiveServer
+
+URL = "/v1/chat/completions"
+GOOD = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def post(server: LiveServer, body: Any = None, *, key: str | None = "default", raw: bytes | None = None,
+         headers: dict[str, str] | None = None) -> requests.Response:
+    h = dict(headers or {})
+    if key == "default":
+        key = server.api_key
+    if key is not None:
+        h["Authorization"] = f"Bearer {key}"
+    if raw is not None:
+        return requests.post(server.base_url + URL, data=raw, headers=h, timeout=30)
+    return requests.post(server.base_url + URL, json=body, headers=h, timeout=30)
+
+
+def assert_error(r: requests.Response, status: int, param: str | None = ..., code: str | None = ...) -> dict[str, Any]:  # type: ignore[assignment]
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert list(err) == ["message", "type", "param", "code"]
+    assert isinstance(err["message"], str) and err["message"]
+    if param is not ...:
+        assert err["param"] == param
+    if code is not ...:
+        assert err["code"] == code
+    return err  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("key", "headers"),
+    [
+        (None, None),
+        ("wrong", None),
+        ("sk-test-0123456789abcde", None),  # a prefix of the real key
+        ("SK-TEST-0123456789ABCDEF", None),  # wrong case
+        (None, {"X-API-Key": "sk-test-0123456789abcdef"}),  # right key, wrong header
+        (None, {"Authorization": "Basic c2stdGVzdA=="}),
+    ],
+)
+def test_auth_failures(scripted_server: LiveServer, key: str | None, headers: dict[str, str] | None) -> None:
+    err = assert_error(post(scripted_server, GOOD, key=key, headers=headers), 401)
+    assert err["type"] == "authentication_error"
+    assert scripted_server.api_key not in err["message"]
+
+
+def test_second_key_works(scripted_server: LiveServer) -> None:
+    assert post(scripted_server, GOOD, key="second-key-xyz").status_code == 200
+
+
+def test_models_requires_auth(scripted_server: LiveServer) -> None:
+    assert requests.get(scripted_server.base_url + "/v1/models", timeout=10).status_code == 401
+
+
+def test_health_is_public(scripted_server: LiveServer) -> None:
+    r = requests.get(scripted_server.base_url + "/health", timeout=10)
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert requests.get(scripted_server.base_url + "/live", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        (b"{not json", None),
+        (b"", None),
+        (b"[1,2,3]", None),
+        (b'"a string"', None),
+    ],
+)
+def test_bad_bodies(scripted_server: LiveServer, raw: bytes, param: str | None) -> None:
+    err = assert_error(post(scripted_server, raw=raw, headers={"Content-Type": "application/json"}), 400, param)
+    assert err["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "gpt-oss-120b"}, "messages"),
+        ({"model": "gpt-oss-120b", "messages": []}, "messages"),
+        ({**GOOD, "temperature": 2.5}, "temperature"),
+        ({**GOOD, "temperature": -1}, "temperature"),
+        ({**GOOD, "temperature": "hot"}, "temperature"),
+        ({**GOOD, "top_p": 0}, "top_p"),
+        ({**GOOD, "top_p": 1.5}, "top_p"),
+        ({**GOOD, "max_tokens": 0}, "max_tokens"),
+        ({**GOOD, "max_tokens": -1}, "max_tokens"),
+        ({**GOOD, "max_tokens": 2**64}, "max_tokens"),
+        ({**GOOD, "n": 10**9}, "n"),
+        ({**GOOD, "n": 2}, "n"),
+        ({**GOOD, "top_logprobs": 50, "logprobs": True}, "top_logprobs"),
+        ({**GOOD, "presence_penalty": 3}, "presence_penalty"),
+        ({**GOOD, "logit_bias": {"abc": 1}}, "logit_bias"),
+        ({**GOOD, "logit_bias": {"5": 1000}}, "logit_bias"),
+        ({**GOOD, "stop": ["x"] * 100}, "stop"),
+        ({"model": "gpt-oss-120b", "messages": [{"role": "function", "content": "x"}]}, "messages.0.role"),
+        ({"model": "gpt-oss-120b", "messages": [{"role": "user"}]}, "messages.0"),
+        ({"model": "gpt-oss-120b", "messages": [{"content": "x"}]}, "messages.0.role"),
+        (
+            {
+                "model": "gpt-oss-120b",
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://127.0.0.1:1/x"}}]}
+                ],
+            },
+            "messages.0.content",
+        ),
+        ({**GOOD, "messages": "hi"}, "messages"),
+    ],
+)
+def test_validation_errors_are_400(scripted_server: LiveServer, body: dict[str, Any], param: str) -> None:
+    err = assert_error(post(scripted_server, body), 400)
+    assert err["param"] == param or (err["param"] or "").startswith(param)
+
+
+def test_nan_and_infinity_rejected(scripted_server: LiveServer) -> None:
+    raw = b'{"model":"gpt-oss-120b","messages":[{"role":"user","content":"hi"}],"temperature":NaN}'
+    assert_error(post(scripted_server, raw=raw, headers={"Content-Type": "application/json"}), 400)
+
+
+def test_unknown_model_is_404(scripted_server: LiveServer) -> None:
+    err = assert_error(post(scripted_server, {**GOOD, "model": "gpt-4o"}), 404, "model", "model_not_found")
+    assert "gpt-4o" in err["message"]
+
+
+def test_model_alias_accepted_and_echoed(scripted_server: LiveServer) -> None:
+    r = post(scripted_server, {**GOOD, "model": "openai/gpt-oss-120b"})
+    assert r.status_code == 200 and r.json()["model"] == "openai/gpt-oss-120b"
+
+
+def test_context_too_long(scripted_server: LiveServer) -> None:
+    big = "word " * 140_000
+    err = assert_error(post(scripted_server, {**GOOD, "messages": [{"role": "user", "content": big}]}), 400)
+    assert err["code"] == "context_length_exceeded" and "maximum context length" in err["message"]
+    err = assert_error(post(scripted_server, {**GOOD, "max_tokens": 200_000}), 400, "max_tokens")
+    assert err["code"] == "context_length_exceeded"
+
+
+def test_body_too_large(scripted_server: LiveServer) -> None:
+    raw = b'{"messages":[{"role":"user","content":"' + b"a" * (5 * 1024 * 1024) + b'"}]}'
+    assert_error(post(scripted_server, raw=raw, headers={"Content-Type": "application/json"}), 413)
+
+
+def test_unknown_path_and_method(scripted_server: LiveServer) -> None:
+    r = requests.get(scripted_server.base_url + "/v1/does-not-exist", timeout=10)
+    assert_error(r, 404)
+    r = requests.get(scripted_server.base_url + URL, timeout=10)
+    assert_error(r, 405)
+
+
+def test_unknown_fields_ignored(scripted_server: LiveServer) -> None:
+    r = post(scripted_server, {**GOOD, "some_future_field": {"a": 1}, "chat_template": "{{ evil }}"})
+    assert r.status_code == 200
+    assert r.json()["choices"][0]["message"]["content"] == "hi"
+
+
+def test_server_survives_hostile_inputs(scripted_server: LiveServer) -> None:
+    assert post(scripted_server, GOOD).status_code == 200
