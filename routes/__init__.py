@@ -18,9 +18,9 @@ class Provider(NamedTuple):
 
 
 def _registry() -> tuple[Provider, ...]:
-    from routes import openai
+    from routes import dataoorts, openai, oxen
 
-    return (openai.PROVIDER,)
+    return (openai.PROVIDER, dataoorts.PROVIDER, oxen.PROVIDER)
 
 
 PROVIDERS: tuple[Provider, ...] = _registry()

@@ -139,10 +139,45 @@ class E2ESettings(_Section):
 
 class DataoortsSettings(_Section):
     enabled: bool = True
+    # The catalogue name clients send at top level (Cloudflare's name minus "@cf/"), plus accepted aliases.
+    model_name: str = "openai/gpt-oss-120b"
+    model_aliases: list[str] = Field(default_factory=lambda: ["@cf/openai/gpt-oss-120b"])
+    # Cloudflare's schema defaults, applied when `data` omits them (None: the engine's own default).
+    default_max_tokens: int | None = Field(256, ge=1)
+    default_temperature: float | None = Field(0.6, ge=0, le=5)
+    # INFERRED: `result` is the documented {response, tool_calls, usage}; "chat_completion" returns the
+    # newer Cloudflare-native OpenAI chat.completion object inside the envelope instead.
+    result_shape: Literal["envelope", "chat_completion"] = "envelope"
+    # UNKNOWN whether reasoning is returned; True adds it (result.reasoning / "reasoning" stream events).
+    include_reasoning: bool = False
+    # INFERRED stream form: classic `{"response": ...}` events; True adds Cloudflare's random "p" padding key.
+    stream_padding: bool = False
+    # INFERRED error envelope key order: Cloudflare's (result, success, errors, messages) or alphabetical.
+    error_key_order: Literal["cloudflare", "alphabetical"] = "cloudflare"
 
 
 class OxenSettings(_Section):
     enabled: bool = True
+    # The model id clients send and that is echoed back, plus accepted aliases.
+    model_name: str = "gpt-oss-120b"
+    model_aliases: list[str] = Field(default_factory=list)
+    # Identity of the model object on /api/ai/models.
+    display_name: str = "GPT-OSS 120B"
+    description: str = "OpenAI's open-weight 120B reasoning model for production, general purpose, high reasoning use."
+    summary: str = "Open-weight reasoning model"
+    developer_name: str = "OpenAI"
+    developer_logo: str | None = None
+    model_created: int = 1754352000
+    released_at: str | None = "2025-08-05T00:00:00Z"
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    # INFERRED: keys alphabetical in stream chunks only ("stream"), everywhere ("all"), or nowhere ("none").
+    sort_keys: Literal["stream", "all", "none"] = "stream"
+    # UNKNOWN whether reasoning is returned: None omits it; a name (e.g. "reasoning_content") adds that field.
+    reasoning_field: str | None = None
+    # UNKNOWN stream edges: a role-only first chunk; a usage chunk when stream_options.include_usage is set.
+    stream_role_chunk: bool = False
+    stream_usage: bool = True
 
 
 class ProvidersSettings(_Section):
