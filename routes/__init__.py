@@ -18,9 +18,9 @@ class Provider(NamedTuple):
 
 
 def _registry() -> tuple[Provider, ...]:
-    from routes import dataoorts, openai, oxen
+    from routes import aimlapi, dataoorts, e2e, openai, oxen
 
-    return (openai.PROVIDER, dataoorts.PROVIDER, oxen.PROVIDER)
+    return (openai.PROVIDER, dataoorts.PROVIDER, oxen.PROVIDER, aimlapi.PROVIDER, e2e.PROVIDER)
 
 
 PROVIDERS: tuple[Provider, ...] = _registry()

@@ -131,10 +131,50 @@ class Dat1Settings(_Section):
 
 class AimlapiSettings(_Section):
     enabled: bool = True
+    # The one value of the request's `model` enum, echoed in responses.
+    model_id: str = "openai/gpt-oss-120b"
+    # INFERRED: `model` is an enum, so an unknown one is a 400 body-validation error (404 is the alternative).
+    unknown_model_status: Literal[400, 404] = 400
+    # UNKNOWN how validation detail is carried: True appends it to "Body validation error!" in `message`.
+    validation_detail_in_message: bool = True
+    # The spec types `message.content` as a non-null string: "" (default) or null when only tools were called.
+    tool_call_content: Literal["empty", "null"] = "empty"
+    # INFERRED stream shape: a final `choices: []` usage chunk even without stream_options.include_usage.
+    stream_usage_always: bool = True
+    # The spec's chunk schema requires `role` and `content` in every delta (OpenRouter sends both each time).
+    stream_role_every_chunk: bool = True
+    # The spec's chunk schema requires id/type/name on every tool-call delta: send each call whole.
+    stream_whole_tool_calls: bool = True
+    # `meta.usage {credits_used, usd_spent}` on the body and the last chunk (2026 docs), priced as below.
+    include_meta: bool = True
+    usd_per_million_prompt_tokens: float = Field(0.0, ge=0)
+    usd_per_million_completion_tokens: float = Field(0.0, ge=0)
+    credits_per_usd: float = Field(2_000_000.0, ge=0)
+    # Also answer GET /models and GET /api/v1/models (documented aliases of /v1/models).
+    models_aliases: bool = True
+    model_name: str = "GPT OSS 120B"
+    model_developer: str = "OpenAI"
+    model_context_length: int = Field(128000, ge=1)
 
 
 class E2ESettings(_Section):
     enabled: bool = True
+    # The model name in the URL and in the body (echoed in responses).
+    model_name: str = "gpt_oss_120b"
+    # vLLM era (INFERRED): `reasoning_content` (older, default) or `reasoning` (newer) for the reasoning text.
+    reasoning_key: Literal["reasoning_content", "reasoning"] = "reasoning_content"
+    # vLLM era (INFERRED): empty `tool_calls` is `[]` (older, default) or omitted (newer).
+    empty_tool_calls: Literal["list", "omit"] = "list"
+    # vLLM >= 0.11-ish adds `choices[].token_ids` (null unless return_token_ids); off matches the E2E field list.
+    choice_token_ids: bool = False
+    # vLLM >= 0.10 nests errors as {"error": {...}}; older vLLM used a flat {"object": "error", ...}.
+    error_style: Literal["nested", "flat"] = "nested"
+    # UNKNOWN gateway 401 body: vLLM's error envelope (default) or Envoy's plain-text "Jwt verification fails".
+    auth_error: Literal["vllm", "envoy"] = "vllm"
+    owned_by: str = "vllm"
+    system_fingerprint: str | None = None
+    # INFERRED: GET .../v1/models is routed through the gateway.
+    models_route: bool = True
 
 
 class DataoortsSettings(_Section):
