@@ -2,18 +2,20 @@
 
 Channels: ``analysis`` -> reasoning text; ``final`` (and commentary without a recipient, a preamble)
 -> answer text; a message addressed to ``functions.NAME`` -> a tool call whose arguments stream as
-deltas. Malformed model output never raises: a token the parser rejects is skipped, and if generation
-ends while a message header is still open, the raw text of that message (control tokens removed) is
-returned as answer text, as vLLM does, so the caller always gets what could be recovered.
+deltas. Malformed model output never raises: a token the parser rejects is skipped; when a message
+header grows past ``MAX_HEADER_TOKENS`` or generation ends while a header is still open, the raw text of
+that message (control tokens removed) becomes answer text, as vLLM recovers it, and from then on the
+output streams as raw text. The caller always gets what could be recovered, incrementally.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 import secrets
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
 
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 _ALNUM = string.ascii_letters + string.digits
 _TOOL_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-.]")
 _MESSAGE_END = frozenset((END, RETURN, CALL))
+# Real headers (``<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>``) are a few tokens
+# long. A "header" longer than this is not harmony at all: the decoder switches to raw mode.
+MAX_HEADER_TOKENS = 64
 
 
 def openai_tool_call_id() -> str:
@@ -47,7 +52,9 @@ class HarmonyDecoder:
         "_encoding",
         "_new_id",
         "_parser",
+        "_body",
         "_pending",
+        "_raw",
         "reasoning_tokens",
         "rejected_tokens",
     )
@@ -58,14 +65,22 @@ class HarmonyDecoder:
         self._pending: list[int] = []  # tokens of the message in progress
         self._call_index = -1
         self._call_open = False  # a tool call was started for the message in progress
+        self._body = False  # the message in progress has produced text
         self._new_id = new_tool_call_id
         self.reasoning_tokens = 0
         self.rejected_tokens = 0
+        self._raw: codecs.IncrementalDecoder | None = None  # set once the output is not harmony
 
-    def feed(self, token_ids: Iterable[int]) -> Delta:
+    def feed(self, token_ids: Sequence[int]) -> Delta:
         delta = Delta()
+        if self._raw is not None:
+            delta.content = self._raw_text(token_ids)
+            return delta
         parser = self._parser
-        for token in token_ids:
+        for index, token in enumerate(token_ids):
+            if not self._body and len(self._pending) >= MAX_HEADER_TOKENS and parser.state != StreamState.CONTENT:
+                delta.content += self._start_raw(list(token_ids[index:]))
+                return delta
             try:
                 parser.process(token)
             except HarmonyError:
@@ -77,6 +92,7 @@ class HarmonyDecoder:
                 self.reasoning_tokens += 1
             text = parser.last_content_delta
             if text:
+                self._body = True
                 recipient = parser.current_recipient
                 if recipient and recipient not in ("assistant", "user"):
                     self._tool_text(delta, recipient, text)
@@ -93,9 +109,22 @@ class HarmonyDecoder:
                         self._tool_text(delta, recipient, "")
                 self._pending.clear()
                 self._call_open = False
+                self._body = False
             else:
                 self._pending.append(token)
         return delta
+
+    def _start_raw(self, rest: list[int]) -> str:
+        log.debug("harmony header exceeded %d tokens; streaming the output as raw text", MAX_HEADER_TOKENS)
+        self.rejected_tokens += len(self._pending)
+        self._raw = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending, self._pending = self._pending, []
+        return self._raw_text(pending + rest)
+
+    def _raw_text(self, token_ids: Iterable[int]) -> str:
+        assert self._raw is not None
+        plain = [t for t in token_ids if t < FIRST_SPECIAL_ID]
+        return self._raw.decode(self._encoding._inner.decode_bytes(plain)) if plain else ""
 
     def _tool_text(self, delta: Delta, recipient: str, text: str) -> None:
         if not self._call_open:
@@ -121,6 +150,9 @@ class HarmonyDecoder:
     def finish(self) -> Delta:
         """Close the turn; returns any answer text recovered from an unterminated header."""
         delta = Delta()
+        if self._raw is not None:
+            delta.content = self._raw.decode(b"", final=True)
+            return delta
         state = self._parser.state
         pending = [t for t in self._pending if t < FIRST_SPECIAL_ID]
         self._pending.clear()
