@@ -385,8 +385,21 @@ async def encode_stream(
                 yield delta_chunk({"tool_calls": [call_body(pending)]})
                 pending = None
             if finish.reason == "error":
-                error = InternalError(finish.error or "Generation failed.")
-                yield sse_event(error_body(error, path, settings))
+                message = finish.error or "Generation failed."
+                if settings.stream_error_style == "envelope":
+                    yield sse_event(error_body(InternalError(message), path, settings))
+                else:  # OpenRouter's mid-stream error chunk (the OpenAI SDK raises APIError on it)
+                    choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": "error"}
+                    yield sse_event(
+                        {
+                            "id": completion_id,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": model,
+                            "error": {"code": "server_error", "message": message},
+                            "choices": [{**choice, "logprobs": None}],
+                        }
+                    )
                 break
             yield delta_chunk({}, finish_reason(finish.reason))
             if include_usage or settings.stream_usage_always:

@@ -145,6 +145,8 @@ class AimlapiSettings(_Section):
     stream_role_every_chunk: bool = True
     # The spec's chunk schema requires id/type/name on every tool-call delta: send each call whole.
     stream_whole_tool_calls: bool = True
+    # UNKNOWN mid-stream error: OpenRouter's chunk with `error` + finish_reason "error" (default), or the envelope.
+    stream_error_style: Literal["openrouter", "envelope"] = "openrouter"
     # `meta.usage {credits_used, usd_spent}` on the body and the last chunk (2026 docs), priced as below.
     include_meta: bool = True
     usd_per_million_prompt_tokens: float = Field(0.0, ge=0)

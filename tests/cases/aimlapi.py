@@ -1,0 +1,44 @@
+"""Contract case for AI/ML API (``POST /chat/completions``; ``/v1/...`` belongs to it only when
+``providers.v1_owner`` is ``aimlapi``, which tests/test_aimlapi_route.py covers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.contract import ProviderCase, openai_stream_text
+
+MODEL = "openai/gpt-oss-120b"
+ERROR_KEYS = ["requestId", "statusCode", "timestamp", "path", "message"]
+
+
+def check_error(r: requests.Response, status: int) -> None:
+    """AI/ML API's flat envelope, with ``statusCode`` repeating the HTTP status as a number."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert list(body) == ERROR_KEYS
+    assert body["statusCode"] == status
+    assert isinstance(body["requestId"], str) and len(body["requestId"]) == 21
+    assert body["path"] == r.request.path_url.split("?")[0]
+    assert isinstance(body["message"], str) and body["message"]
+
+
+def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"model": MODEL, "messages": messages, "stream": stream, **extra}
+
+
+CASES = [
+    ProviderCase(
+        name="aimlapi",
+        chat_path="/chat/completions",
+        auth_headers=lambda key: {"Authorization": f"Bearer {key}"},
+        body=body,
+        text_of=lambda r: r["choices"][0]["message"]["content"] or "",
+        stream_text_of=openai_stream_text,
+        check_error=check_error,
+        invalid_fields={"min_p": 0},
+        unknown_model_status=400,
+    )
+]
