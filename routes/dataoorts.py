@@ -112,6 +112,8 @@ def _error_message(exc: ServerError) -> str:
     if isinstance(exc, ContextLengthError):
         upstream = {"object": "error", "message": exc.message, "type": "BadRequestError", "param": None, "code": 400}
         return f"AiError: AiError: {dumps(upstream).decode()} ({uuid.uuid4()})"
+    if isinstance(exc, InvalidRequestError) and exc.param and exc.param not in exc.message:
+        return f"{exc.message} (at '{exc.param}')"
     return exc.message
 
 
