@@ -131,3 +131,17 @@ def build_tiny_checkpoint(out_dir: Path | None = None, *, seed: int = 0, force: 
     shutil.rmtree(path, ignore_errors=True)
     tmp.replace(path)
     return path
+
+
+def build_dummy_model_dir(out_dir: Path) -> Path:
+    """A folder vLLM can load with ``load_format=dummy``: gpt-oss-120b's real ``config.json`` and the
+    o200k_harmony tokenizer, no weights. Runs the full-size architecture for benchmarking on a GPU."""
+    from server.settings import CONFIG_DIR
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(CONFIG_DIR / "gpt-oss-120b" / "config.json", out_dir / "config.json")
+    (out_dir / "generation_config.json").write_text(
+        json.dumps({"bos_token_id": 199998, "eos_token_id": [200002, 199999, 200012], "pad_token_id": 199999})
+    )
+    build_tokenizer(out_dir)
+    return out_dir

@@ -94,6 +94,14 @@ def build_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def dummy_model_dir(args: argparse.Namespace) -> int:
+    from server.checkpoint import build_dummy_model_dir
+
+    logging.basicConfig(level=logging.INFO)
+    sys.stdout.write(f"{build_dummy_model_dir(args.out)}\n")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gptoss-server", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,17 +116,21 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--port", type=int, default=None)
         sp.add_argument("--engine", choices=["vllm", "scripted"], default=None)
         sp.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default=None)
+        sp.add_argument("--print-config", action="store_true", help="print the merged settings and exit")
     sp = sub.add_parser("build-checkpoint", help="build the tiny random-weight gpt-oss checkpoint")
     sp.set_defaults(func=build_checkpoint)
     sp.add_argument("--out", type=Path, default=None)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--force", action="store_true")
+    sp = sub.add_parser("dummy-model-dir", help="gpt-oss-120b config + tokenizer for load_format=dummy")
+    sp.set_defaults(func=dummy_model_dir)
+    sp.add_argument("--out", type=Path, required=True)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if "--print-config" in (argv or sys.argv[1:]):
+    if getattr(args, "print_config", False):
         args.func = print_config
     try:
         return int(args.func(args))

@@ -167,8 +167,10 @@ class ChatService:
                 if stopped_by_text:
                     break  # closing the engine stream below aborts the request
                 if step.finish_reason is not None:
-                    reason = "length" if step.finish_reason == "length" else (
-                        "abort" if step.finish_reason == "abort" else "stop"
+                    reason = (
+                        "length"
+                        if step.finish_reason == "length"
+                        else ("abort" if step.finish_reason == "abort" else "stop")
                     )
                     stop_reason = step.stop_reason
                     break

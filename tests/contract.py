@@ -50,6 +50,4 @@ def sse_payloads(raw: str, terminator: str = "data: [DONE]") -> tuple[list[dict[
 
 
 def openai_stream_text(payloads: list[dict[str, Any]]) -> str:
-    return "".join(
-        (p["choices"][0]["delta"].get("content") or "") for p in payloads if p.get("choices")
-    )
+    return "".join((p["choices"][0]["delta"].get("content") or "") for p in payloads if p.get("choices"))

@@ -42,8 +42,7 @@ SCRIPT_RULES: list[dict[str, str]] = [
     },
     {
         "match": "^two tools$",
-        "text": "<|channel|>commentary to=functions.get_weather <|constrain|>json"
-        '<|message|>{"city":"Paris"}<|call|>',
+        "text": '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}<|call|>',
     },
     {
         "match": "^garbage$",

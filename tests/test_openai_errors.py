@@ -13,8 +13,14 @@ URL = "/v1/chat/completions"
 GOOD = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def post(server: LiveServer, body: Any = None, *, key: str | None = "default", raw: bytes | None = None,
-         headers: dict[str, str] | None = None) -> requests.Response:
+def post(
+    server: LiveServer,
+    body: Any = None,
+    *,
+    key: str | None = "default",
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
     h = dict(headers or {})
     if key == "default":
         key = server.api_key

@@ -193,12 +193,15 @@ def test_client_disconnect_aborts_engine_request(tmp_path) -> None:  # type: ign
     settings = scripted_settings(tmp_path, token_delay_s=0.02)
     with threaded_server(settings) as live:
         engine = live.app.state.ctx.engine
-        with httpx.Client(timeout=30) as http, http.stream(
-            "POST",
-            live.base_url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {live.api_key}"},
-            json={"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "long"}], "stream": True},
-        ) as r:
+        with (
+            httpx.Client(timeout=30) as http,
+            http.stream(
+                "POST",
+                live.base_url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {live.api_key}"},
+                json={"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "long"}], "stream": True},
+            ) as r,
+        ):
             seen = 0
             for line in r.iter_lines():
                 if line.startswith("data: {"):

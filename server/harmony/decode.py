@@ -47,12 +47,12 @@ class HarmonyDecoder:
     """Stateful decoder for one assistant turn."""
 
     __slots__ = (
+        "_body",
         "_call_index",
         "_call_open",
         "_encoding",
         "_new_id",
         "_parser",
-        "_body",
         "_pending",
         "_raw",
         "reasoning_tokens",

@@ -79,9 +79,7 @@ class HarmonyRenderer:
             messages.extend(self._history_message(msg, keep_reasoning=index > last_user, tool_names=tool_names))
         return Conversation.from_messages(messages)
 
-    def _history_message(
-        self, msg: ChatMessage, *, keep_reasoning: bool, tool_names: dict[str, str]
-    ) -> list[Message]:
+    def _history_message(self, msg: ChatMessage, *, keep_reasoning: bool, tool_names: dict[str, str]) -> list[Message]:
         if msg.role == "user":
             return [Message.from_role_and_content(Role.USER, msg.content or "")]
         if msg.role == "assistant":
@@ -102,8 +100,7 @@ class HarmonyRenderer:
             name = msg.name or tool_names.get(msg.tool_call_id or "")
             if not name:
                 raise InvalidRequestError(
-                    "A tool message must answer a tool call of an earlier assistant message "
-                    "(tool_call_id not found).",
+                    "A tool message must answer a tool call of an earlier assistant message (tool_call_id not found).",
                     param="messages",
                 )
             return [
