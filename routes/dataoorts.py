@@ -353,8 +353,11 @@ async def encode_stream(events: AsyncIterator[Event], settings: DataoortsSetting
             if calls:
                 yield event({"response": "", "tool_calls": tool_calls_body([calls[i] for i in sorted(calls)])})
             u = finish.usage
-            usage = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                     "total_tokens": u.total_tokens}
+            usage = {
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "total_tokens": u.total_tokens,
+            }
             yield event({"response": "", "usage": usage})
     finally:
         await events.aclose()  # type: ignore[attr-defined]

@@ -372,7 +372,11 @@ def router(ctx: ServerContext) -> APIRouter:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return sse_response(
                 encode_stream(
-                    events, settings, completion_id=completion_id, created=created, model=model,
+                    events,
+                    settings,
+                    completion_id=completion_id,
+                    created=created,
+                    model=model,
                     include_usage=include_usage,
                 )
             )

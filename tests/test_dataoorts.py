@@ -48,8 +48,15 @@ DOC_EXAMPLE = {
 }
 
 
-def post(server: LiveServer, body: Any = None, *, key: str | None = API_KEY, raw: bytes | None = None,
-         headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
+def post(
+    server: LiveServer,
+    body: Any = None,
+    *,
+    key: str | None = API_KEY,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    stream: bool = False,
+) -> requests.Response:
     h = {"Content-Type": "application/json", **(headers or {})}
     if key is not None:
         h["Authorization"] = f"Bearer {key}"
@@ -154,8 +161,20 @@ def seen(scripted_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> list[C
 
 
 def test_parameters_reach_the_core(scripted_server: LiveServer, seen: list[ChatRequest]) -> None:
-    post(scripted_server, chat("hi", reasoning={"effort": "low"}, top_k=50, seed=9_999_999_999, temperature=5,
-                                top_p=0.001, repetition_penalty=1.5, frequency_penalty=-2, presence_penalty=2))
+    post(
+        scripted_server,
+        chat(
+            "hi",
+            reasoning={"effort": "low"},
+            top_k=50,
+            seed=9_999_999_999,
+            temperature=5,
+            top_p=0.001,
+            repetition_penalty=1.5,
+            frequency_penalty=-2,
+            presence_penalty=2,
+        ),
+    )
     req = seen[-1]
     assert req.reasoning_effort == "low"
     s = req.sampling
@@ -254,15 +273,25 @@ def test_golden_bytes(scripted_server: LiveServer) -> None:
 def test_auth_failures(scripted_server: LiveServer, key: str | None, headers: dict[str, str] | None) -> None:
     r = post(scripted_server, chat("hi"), key=key, headers=headers)
     cf_error(r, 401, 10000)
-    assert r.content == b'{"result":null,"success":false,"errors":[{"code":10000,"message":"Authentication error"}],' \
+    assert (
+        r.content == b'{"result":null,"success":false,"errors":[{"code":10000,"message":"Authentication error"}],'
         b'"messages":[]}'
+    )
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1,2,3]", b'"a string"', b'{"model":"openai/gpt-oss-120b"}',
-                                 b'{"data":{"messages":[{"role":"user","content":"x"}]}}',
-                                 b'{"model":"openai/gpt-oss-120b","data":"hi"}',
-                                 b'{"model":"openai/gpt-oss-120b","data":{"messages":[{"role":"user","content":"x"}],'
-                                 b'"temperature":NaN}}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"",
+        b"[1,2,3]",
+        b'"a string"',
+        b'{"model":"openai/gpt-oss-120b"}',
+        b'{"data":{"messages":[{"role":"user","content":"x"}]}}',
+        b'{"model":"openai/gpt-oss-120b","data":"hi"}',
+        b'{"model":"openai/gpt-oss-120b","data":{"messages":[{"role":"user","content":"x"}],"temperature":NaN}}',
+    ],
+)
 def test_bad_bodies(scripted_server: LiveServer, raw: bytes) -> None:
     cf_error(post(scripted_server, raw=raw), 400, 5004)
 
@@ -293,8 +322,10 @@ def test_bad_bodies(scripted_server: LiveServer, raw: bytes) -> None:
         ({"messages": []}, "messages"),
         ({"messages": "hi"}, "messages"),
         ({"messages": [{"role": "user"}]}, "messages"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
-         "messages"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
+            "messages",
+        ),
     ],
 )
 def test_out_of_range_and_invalid_data(scripted_server: LiveServer, data: dict[str, Any], param: str) -> None:

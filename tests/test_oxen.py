@@ -37,8 +37,14 @@ WEATHER = [
     }
 ]
 # the gpt-oss-120b page's "All parameters" example (wire spec 5.2)
-ALL_PARAMS = {"temperature": 0.7, "max_tokens": 1024, "stream": False, "top_p": 1.0, "frequency_penalty": 0,
-              "presence_penalty": 0}
+ALL_PARAMS = {
+    "temperature": 0.7,
+    "max_tokens": 1024,
+    "stream": False,
+    "top_p": 1.0,
+    "frequency_penalty": 0,
+    "presence_penalty": 0,
+}
 
 
 # ---- Oxen's OpenAPI (3.0) as JSON Schema -----------------------------------------------------------
@@ -82,12 +88,17 @@ def sorted_everywhere(value: Any) -> bool:
 
 @pytest.fixture
 def client(scripted_server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=scripted_server.base_url + "/api/ai", api_key=scripted_server.api_key,
-                         max_retries=0)
+    return openai.OpenAI(base_url=scripted_server.base_url + "/api/ai", api_key=scripted_server.api_key, max_retries=0)
 
 
-def post(server: LiveServer, body: Any = None, *, key: str | None = API_KEY, raw: bytes | None = None,
-         headers: dict[str, str] | None = None) -> requests.Response:
+def post(
+    server: LiveServer,
+    body: Any = None,
+    *,
+    key: str | None = API_KEY,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
     h = {"Content-Type": "application/json", **(headers or {})}
     if key is not None:
         h["Authorization"] = f"Bearer {key}"
@@ -121,8 +132,9 @@ def golden(name: str, actual: str) -> None:
 
 
 def test_sdk_non_streaming(client: openai.OpenAI, scripted_server: LiveServer) -> None:
-    r = client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "Bonjour, ça va?"}],
-                                      **ALL_PARAMS)
+    r = client.chat.completions.create(
+        model="gpt-oss-120b", messages=[{"role": "user", "content": "Bonjour, ça va?"}], **ALL_PARAMS
+    )
     assert r.object == "chat.completion" and r.model == "gpt-oss-120b"
     assert UUID_ID.fullmatch(r.id)
     assert r.choices[0].message.content == "Bonjour, ça va?" and r.choices[0].finish_reason == "stop"
@@ -143,16 +155,22 @@ def test_request_examples_match_oxen_request_schema() -> None:
 
 
 def test_sdk_streaming_sorted_chunks(client: openai.OpenAI, scripted_server: LiveServer) -> None:
-    chunks = list(client.chat.completions.create(
-        model="gpt-oss-120b", messages=[{"role": "user", "content": "reason"}], stream=True
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-oss-120b", messages=[{"role": "user", "content": "reason"}], stream=True
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello! How can I help?"
     assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["stop"]
     assert chunks[0].choices[0].delta.role is None  # no role-only first chunk (inferred)
     assert all(c.usage is None for c in chunks)
 
-    r = requests.post(scripted_server.base_url + CHAT, json=chat("reason", stream=True),
-                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+    r = requests.post(
+        scripted_server.base_url + CHAT,
+        json=chat("reason", stream=True),
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=30,
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     raw = r.content.decode()
     payloads, blocks = sse_payloads(raw)
@@ -167,18 +185,23 @@ def test_sdk_streaming_sorted_chunks(client: openai.OpenAI, scripted_server: Liv
 
 
 def test_stream_usage_when_asked(client: openai.OpenAI) -> None:
-    chunks = list(client.chat.completions.create(
-        model="gpt-oss-120b", messages=[{"role": "user", "content": "reason"}], stream=True,
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-oss-120b",
+            messages=[{"role": "user", "content": "reason"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     full = client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "reason"}])
     assert full.usage is not None and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
 
 
 def test_tool_calls(client: openai.OpenAI, scripted_server: LiveServer) -> None:
-    r = client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "weather"}],
-                                      tools=WEATHER)  # type: ignore[arg-type]
+    r = client.chat.completions.create(
+        model="gpt-oss-120b", messages=[{"role": "user", "content": "weather"}], tools=WEATHER
+    )  # type: ignore[arg-type]
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     (call,) = choice.message.tool_calls or []
@@ -190,8 +213,9 @@ def test_tool_calls(client: openai.OpenAI, scripted_server: LiveServer) -> None:
     assert list(message["tool_calls"][0]) == ["id", "index", "type", "function"]
     assert message["tool_calls"][0]["index"] == 0
 
-    stream = client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "weather"}],
-                                           tools=WEATHER, stream=True)  # type: ignore[arg-type]
+    stream = client.chat.completions.create(
+        model="gpt-oss-120b", messages=[{"role": "user", "content": "weather"}], tools=WEATHER, stream=True
+    )  # type: ignore[arg-type]
     args, names, finish = "", [], None
     for chunk in stream:
         for tc in chunk.choices[0].delta.tool_calls or []:
@@ -202,11 +226,13 @@ def test_tool_calls(client: openai.OpenAI, scripted_server: LiveServer) -> None:
 
 
 def test_max_tokens_and_stop(client: openai.OpenAI) -> None:
-    r = client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "long"}],
-                                      max_tokens=10)
+    r = client.chat.completions.create(
+        model="gpt-oss-120b", messages=[{"role": "user", "content": "long"}], max_tokens=10
+    )
     assert r.choices[0].finish_reason == "length" and r.usage is not None and r.usage.completion_tokens == 10
-    r = client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "long"}],
-                                      stop=["w3 "])
+    r = client.chat.completions.create(
+        model="gpt-oss-120b", messages=[{"role": "user", "content": "long"}], stop=["w3 "]
+    )
     assert r.choices[0].message.content == "w0 w1 w2 "
 
 
@@ -255,12 +281,21 @@ def test_sdk_error_types(scripted_server: LiveServer, client: openai.OpenAI) -> 
         client.chat.completions.create(model="bad-model-name", messages=[{"role": "user", "content": "hi"}])
     assert info.value.body == {"message": "Model not found: bad-model-name"}
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "hi"}],
-                                       temperature=2.5)
+        client.chat.completions.create(
+            model="gpt-oss-120b", messages=[{"role": "user", "content": "hi"}], temperature=2.5
+        )
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1,2,3]", b'"a string"',
-                                 b'{"model":"gpt-oss-120b","messages":[{"role":"user","content":"x"}],"top_p":NaN}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"",
+        b"[1,2,3]",
+        b'"a string"',
+        b'{"model":"gpt-oss-120b","messages":[{"role":"user","content":"x"}],"top_p":NaN}',
+    ],
+)
 def test_bad_bodies(scripted_server: LiveServer, raw: bytes) -> None:
     oxen_error(post(scripted_server, raw=raw), 400, "invalid_params")
 
@@ -283,10 +318,24 @@ def test_bad_bodies(scripted_server: LiveServer, raw: bytes) -> None:
         (chat("x", tool_choice="sometimes"), "tool_choice"),
         ({"model": "gpt-oss-120b", "messages": "hi"}, "messages"),
         ({"model": "gpt-oss-120b", "messages": [{"role": "user"}]}, "messages.0"),
-        ({"model": "gpt-oss-120b", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "http://127.0.0.1:1/x"}}]}]}, "not supported"),
-        ({"model": "gpt-oss-120b", "messages": [{"role": "user", "content": [
-            {"type": "file", "file": {"file_url": "http://127.0.0.1:1/x.pdf"}}]}]}, "not supported"),
+        (
+            {
+                "model": "gpt-oss-120b",
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://127.0.0.1:1/x"}}]}
+                ],
+            },
+            "not supported",
+        ),
+        (
+            {
+                "model": "gpt-oss-120b",
+                "messages": [
+                    {"role": "user", "content": [{"type": "file", "file": {"file_url": "http://127.0.0.1:1/x.pdf"}}]}
+                ],
+            },
+            "not supported",
+        ),
     ],
 )
 def test_invalid_params(scripted_server: LiveServer, body: dict[str, Any], detail: str) -> None:
@@ -336,8 +385,9 @@ def test_model_objects_match_openapi(scripted_server: LiveServer) -> None:
     assert listing["data"] == [model]
     assert model["capabilities"] == {"input": ["text"], "output": ["text"]} and model["endpoint"] == "/chat/completions"
     assert model["model_type"] == "base" and model["deployments"] == [] and model["pricing"]["method"] == "token"
-    r = requests.get(scripted_server.base_url + "/api/ai/models/gpt-oss-120b?deployment_status=live", headers=h,
-                     timeout=10)
+    r = requests.get(
+        scripted_server.base_url + "/api/ai/models/gpt-oss-120b?deployment_status=live", headers=h, timeout=10
+    )
     assert r.json() == model
     r = requests.get(scripted_server.base_url + "/api/ai/models/nope", headers=h, timeout=10)
     assert r.status_code == 404 and r.json() == {"error": {"message": "Model not found: nope"}}
@@ -407,8 +457,11 @@ def test_error_during_stream(tmp_path: Path) -> None:
         assert blocks[-1] == "data: [DONE]"
         *chunks, error = payloads
         assert chunks and all(c["object"] == "chat.completion.chunk" for c in chunks)
-        assert error == {"error": {"type": "unknown_error", "title": "An unknown error occurred.",
-                                   "detail": "The engine died."}, "status": "error", "status_message": "unknown_error"}
+        assert error == {
+            "error": {"type": "unknown_error", "title": "An unknown error occurred.", "detail": "The engine died."},
+            "status": "error",
+            "status_message": "unknown_error",
+        }
         oxen_error(post(live, chat("long")), 500, "unknown_error")
 
 
@@ -428,15 +481,17 @@ def test_switches(alt_server: LiveServer) -> None:
     body = post(alt_server, chat("reason")).json()
     assert sorted_everywhere(body)
     assert body["choices"][0]["message"]["reasoning_content"] == "User says hi. Reply politely."
-    payloads, _ = sse_payloads(post(alt_server, chat("reason", stream=True,
-                                                      stream_options={"include_usage": True})).content.decode())
+    payloads, _ = sse_payloads(
+        post(alt_server, chat("reason", stream=True, stream_options={"include_usage": True})).content.decode()
+    )
     assert payloads[0]["choices"][0]["delta"] == {"content": "", "role": "assistant"}
     reasoning = "".join(p["choices"][0]["delta"].get("reasoning_content", "") for p in payloads)
     assert reasoning == "User says hi. Reply politely."
     assert all(p["choices"] for p in payloads)  # no usage chunk
     h = {"Authorization": f"Bearer {API_KEY}"}
-    assert sorted_everywhere(requests.get(alt_server.base_url + "/api/ai/models/gpt-oss-120b", headers=h,
-                                          timeout=10).json())
+    assert sorted_everywhere(
+        requests.get(alt_server.base_url + "/api/ai/models/gpt-oss-120b", headers=h, timeout=10).json()
+    )
 
 
 # ---- the real engine -------------------------------------------------------------------------------
@@ -451,8 +506,11 @@ def test_real_engine(vllm_server: LiveServer) -> None:
     assert r.choices[0].finish_reason in ("stop", "length")
     assert r.usage is not None and 0 < r.usage.completion_tokens <= 16
     validate(r.model_dump(exclude_unset=True), "ChatCompletionResponse")
-    chunks = list(client.chat.completions.create(model="gpt-oss-120b", messages=messages, max_tokens=16,
-                                                 stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-oss-120b", messages=messages, max_tokens=16, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].usage is not None and 0 < chunks[-1].usage.completion_tokens <= 16
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert len(finishes) == 1 and finishes[0] in ("stop", "length")
