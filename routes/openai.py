@@ -300,7 +300,9 @@ async def encode_stream(
             )
             if include_usage:
                 u = finish.usage
-                yield chunk(None, usage=usage_body(u.prompt_tokens, u.completion_tokens, u.reasoning_tokens))
+                usage = usage_body(u.prompt_tokens, u.completion_tokens, u.reasoning_tokens)
+                del usage["prompt_tokens_details"]  # vLLM serialises stream chunks without unset fields
+                yield chunk(None, usage=usage)
     finally:
         await events.aclose()  # type: ignore[attr-defined]
     yield SSE_DONE

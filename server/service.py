@@ -217,21 +217,24 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
     token_ids: list[int] = []
     logprobs: list[TokenLogprob] | None = None
     finish: Finish | None = None
-    async for event in events:
-        if isinstance(event, Finish):
-            finish = event
-            break
-        reasoning.append(event.reasoning)
-        content.append(event.content)
-        token_ids.extend(event.token_ids)
-        if event.logprobs is not None:
-            logprobs = (logprobs or []) + event.logprobs
-        for part in event.tool_calls:
-            call = calls.get(part.index)
-            if call is None:
-                calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
-            else:
-                call.arguments += part.arguments
+    try:
+        async for event in events:
+            if isinstance(event, Finish):
+                finish = event
+                break
+            reasoning.append(event.reasoning)
+            content.append(event.content)
+            token_ids.extend(event.token_ids)
+            if event.logprobs is not None:
+                logprobs = (logprobs or []) + event.logprobs
+            for part in event.tool_calls:
+                call = calls.get(part.index)
+                if call is None:
+                    calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
+                else:
+                    call.arguments += part.arguments
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]  # releases the admission slot at once
     if finish is None:
         raise InternalError("The generation ended without a result.")
     if finish.reason == "error":

@@ -147,8 +147,9 @@ def test_disconnect_aborts_engine_request(vllm_server: LiveServer, client: opena
         for line in r.iter_lines():
             seen += line.startswith("data: ")
             if seen >= 3:
+                # still inside the stream: leaving the loop finalises httpx's line iterator, which closes it
+                assert vllm_server.health()["engine_requests"] == 1
                 break
-        assert vllm_server.health()["engine_requests"] == 1
     deadline = time.monotonic() + 10
     while vllm_server.health()["engine_requests"] and time.monotonic() < deadline:
         time.sleep(0.1)

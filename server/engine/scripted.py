@@ -134,7 +134,9 @@ class ScriptedEngine:
                     return
                 logprobs = [TokenLogprob(token, 0.0, [(token, 0.0)])] if want_logprobs else None
                 if token in stops:
-                    yield EngineStep([token], finish_reason="stop", stop_reason=token, logprobs=logprobs)
+                    # like vLLM: the model's EOS token (<|return|>) is no "stop reason"; other stop tokens are
+                    reason = None if token == RETURN else token
+                    yield EngineStep([token], finish_reason="stop", stop_reason=reason, logprobs=logprobs)
                     return
                 if produced >= request.max_tokens:
                     yield EngineStep([token], finish_reason="length", logprobs=logprobs)
