@@ -18,9 +18,9 @@ class Provider(NamedTuple):
 
 
 def _registry() -> tuple[Provider, ...]:
-    from routes import aimlapi, dataoorts, e2e, openai, oxen
+    from routes import aimlapi, dat1, dataoorts, e2e, openai, oxen
 
-    return (openai.PROVIDER, dataoorts.PROVIDER, oxen.PROVIDER, aimlapi.PROVIDER, e2e.PROVIDER)
+    return (openai.PROVIDER, dataoorts.PROVIDER, oxen.PROVIDER, aimlapi.PROVIDER, e2e.PROVIDER, dat1.PROVIDER)
 
 
 PROVIDERS: tuple[Provider, ...] = _registry()

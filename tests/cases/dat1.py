@@ -1,0 +1,63 @@
+"""Contract cases for dat1 (llama-server behind dat1's gateway): the documented invoke-chat route with
+``X-API-Key`` (no model in the body) and the OpenAI-style open-ai route with Bearer and ``model``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.contract import ProviderCase, openai_stream_text
+
+INVOKE = "/api/v1/collection/gpt-120-oss/invoke-chat"
+OPENAI_BASE = "/api/v1/collection/open-ai"
+MODEL = "gpt-120-oss"
+
+
+def check_error(r: requests.Response, status: int) -> None:
+    """llama-server's ``{"error": {"code", "message", "type"}}`` with ``code`` equal to the HTTP status."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+    body = r.json()
+    assert list(body) == ["error"]
+    assert list(body["error"])[:3] == ["code", "message", "type"]
+    assert body["error"]["code"] == status
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+def invoke_body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"messages": messages, "stream": stream, **extra}
+
+
+def openai_body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"model": MODEL, "messages": messages, "stream": stream, **extra}
+
+
+def text_of(r: dict[str, Any]) -> str:
+    return r["choices"][0]["message"]["content"] or ""
+
+
+CASES = [
+    ProviderCase(
+        name="dat1",
+        chat_path=INVOKE,
+        auth_headers=lambda key: {"X-API-Key": key},
+        body=invoke_body,
+        text_of=text_of,
+        stream_text_of=openai_stream_text,
+        check_error=check_error,
+        # llama-server takes any temperature; `n` != 1 is what it refuses
+        invalid_fields={"n": 2},
+        unknown_model_fields=None,
+    ),
+    ProviderCase(
+        name="dat1-open-ai",
+        chat_path=OPENAI_BASE + "/chat/completions",
+        auth_headers=lambda key: {"Authorization": f"Bearer {key}"},
+        body=openai_body,
+        text_of=text_of,
+        stream_text_of=openai_stream_text,
+        check_error=check_error,
+        invalid_fields={"n": 2},
+    ),
+]
