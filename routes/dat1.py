@@ -724,14 +724,13 @@ def sse_bytes(payload: bytes, event_lines: bool) -> bytes:
 
 
 async def encode_stream(
-    events: AsyncIterator[Event], *, settings: Dat1Settings, options: StreamOptions
+    events: AsyncIterator[Event], *, settings: Dat1Settings, opts: StreamOptions
 ) -> AsyncIterator[bytes]:
     """llama-server's chunks (``choices, created, id, model, system_fingerprint, object``): a role chunk
     ``{"role":"assistant","content":null}`` with the first token, one chunk per reasoning/content/tool-call diff,
     then the era's final chunk(s) with usage and timings, then ``data: [DONE]``."""
     era = settings.stream_era
     lines = settings.sse_event_lines
-    opts = options
 
     def chunk(delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
         return {
@@ -849,7 +848,7 @@ async def chat(request: Request, ctx: ServerContext, *, openai_route: bool) -> R
     timings = settings.openai_route_timings or not openai_route
     if parsed.stream:
         events = await open_stream(ctx, prepared)
-        options = StreamOptions(
+        opts = StreamOptions(
             completion_id=completion_id,
             model=parsed.model,
             prompt_tokens=len(prepared.prompt_token_ids),
@@ -861,7 +860,7 @@ async def chat(request: Request, ctx: ServerContext, *, openai_route: bool) -> R
         )
         # llama-server's content type has no charset parameter
         headers = {"Content-Type": "text/event-stream"}
-        return sse_response(encode_stream(events, settings=settings, options=options), headers=headers)
+        return sse_response(encode_stream(events, settings=settings, opts=opts), headers=headers)
     result = await complete(ctx, request, prepared)
     payload = completion_body(
         result,

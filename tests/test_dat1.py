@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,13 @@ class RecordingEngine(ScriptedEngine):
             yield step
 
 
-def start(tmp: Path, engine: type[ScriptedEngine] = RecordingEngine, **dat1_settings: Any) -> Any:
-    settings = scripted_settings(tmp)
+def start(
+    tmp: Path,
+    engine: type[ScriptedEngine] = RecordingEngine,
+    scripted: dict[str, Any] | None = None,
+    **dat1_settings: Any,
+) -> Any:
+    settings = scripted_settings(tmp, **(scripted or {}))
     settings.providers.dat1 = Dat1Settings(**dat1_settings)
     return threaded_server(settings, engine(settings.engine.scripted))
 
@@ -589,6 +595,21 @@ def test_error_during_stream(tmp_path: Path, era: str) -> None:
     assert list(error) == ["code", "message", "type"] and error["code"] == 500 and error["type"] == "server_error"
     assert payloads[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
     assert again.status_code == 200
+
+
+def test_client_disconnect_aborts_the_engine_request(tmp_path: Path) -> None:
+    with start(tmp_path, scripted={"token_delay_s": 0.02}) as live:
+        engine = live.app.state.ctx.engine
+        body = {"messages": [{"role": "user", "content": "long"}], "stream": True}
+        with requests.post(live.base_url + INVOKE, json=body, headers=KEY, stream=True, timeout=30) as r:
+            lines = r.iter_lines()
+            seen = [next(lines) for _ in range(10)]
+            assert any(line.startswith(b"data: {") for line in seen) and engine.num_running() == 1
+        deadline = time.monotonic() + 5
+        while engine.num_running() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert engine.num_running() == 0 and live.app.state.ctx.service.active_requests == 0
+        assert post(live, {"messages": REASON}).status_code == 200
 
 
 # ---- the real engine --------------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def stream_bytes(items: list[Event], settings: Dat1Settings, **options: Any) -> 
     opts = dat1.StreamOptions(completion_id=COMPLETION_ID, model="gpt-3.5-turbo", prompt_tokens=33, **options)
 
     async def run() -> bytes:
-        return b"".join([part async for part in dat1.encode_stream(events(*items), settings=settings, options=opts)])
+        return b"".join([part async for part in dat1.encode_stream(events(*items), settings=settings, opts=opts)])
 
     return asyncio.run(run())
 
