@@ -159,8 +159,11 @@ def _openai_like(model: str | None, *, exact: bool, usage: bool = True) -> Calla
 
 
 def _dat1_body(messages: Messages, stream: bool, max_tokens: int) -> Json:
-    # llama-server honours ignore_eos (no min_tokens); usage arrives on the final chunk in every era
-    return {"messages": messages, "stream": stream, "max_tokens": max_tokens, "ignore_eos": True}
+    # llama-server honours ignore_eos (no min_tokens); include_usage: the usage chunk in every build era
+    body: Json = {"messages": messages, "stream": stream, "max_tokens": max_tokens, "ignore_eos": True}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
 
 
 def _dataoorts_body(messages: Messages, stream: bool, max_tokens: int) -> Json:
@@ -271,6 +274,7 @@ class RequestResult:
     exact_tokens_reported: bool = False  # output_tokens came from the route's usage
     text_events: int = 0
     error: str | None = None
+    text: str = ""
 
     @property
     def e2e(self) -> float:
@@ -411,8 +415,9 @@ async def one_request(session: Any, target: Target, prompt: str, max_tokens: int
         result.error = f"{exc.__class__.__name__}: {exc}"
         result.end = time.perf_counter()
         return result
+    result.text = "".join(text_parts)
     if not result.exact_tokens_reported:
-        result.output_tokens = count_tokens("".join(text_parts))
+        result.output_tokens = count_tokens(result.text)
     result.ok = result.error is None
     return result
 

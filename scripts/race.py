@@ -46,15 +46,29 @@ def build_checkpoint() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+# our engine.vllm settings -> the vLLM server flag that sets the same engine argument
+VLLM_FLAGS = {
+    "max_model_len": "--max-model-len",
+    "gpu_memory_utilization": "--gpu-memory-utilization",
+    "max_num_batched_tokens": "--max-num-batched-tokens",
+    "max_num_seqs": "--max-num-seqs",
+    "load_format": "--load-format",
+    "tensor_parallel_size": "--tensor-parallel-size",
+}
+VLLM_SWITCHES = {"enforce_eager": "--enforce-eager", "async_scheduling": "--async-scheduling"}
+
+
 def vllm_argv(model: str, port: int, engine: dict[str, Any], extra: list[str]) -> list[str]:
+    """vLLM's server command with the same engine arguments as our ``engine.vllm`` settings."""
     argv = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-        "--served-model-name", "gpt-oss-120b", "--max-model-len", str(engine["max_model_len"]),
-        "--gpu-memory-utilization", str(engine["gpu_memory_utilization"]), "--port", str(port),
-        "--host", "127.0.0.1", "--disable-uvicorn-access-log", "--disable-log-stats",
+        "--served-model-name", "gpt-oss-120b", "--port", str(port), "--host", "127.0.0.1",
+        "--disable-uvicorn-access-log", "--disable-log-stats",
     ]  # fmt: skip
-    if engine.get("enforce_eager"):
-        argv.append("--enforce-eager")
+    for key, flag in VLLM_FLAGS.items():
+        if engine.get(key) is not None:
+            argv += [flag, str(engine[key])]
+    argv += [flag for key, flag in VLLM_SWITCHES.items() if engine.get(key)]
     return argv + extra
 
 
@@ -162,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-timeout", type=float, default=1200.0)
     p.add_argument("--out-dir", default="bench-results")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--sequential", action="store_true", help="load one server at a time, alternating per repetition")
     p.add_argument("--gpu", action="store_true", help="GPU engine settings (see scripts/race_gpu.sh)")
     p.add_argument("--ours-config", help="GPU: our server's YAML (engine settings must match the vLLM flags)")
     p.add_argument("--vllm-arg", action="append", default=[], help="extra vLLM server flag (repeat; GPU recipe)")
@@ -169,24 +184,27 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = args.model or build_checkpoint()
+    model = args.model or ("" if args.gpu else build_checkpoint())
     tmp = Path(tempfile.mkdtemp(prefix="race-"))
     ours_port, vllm_port = bench.free_port(), bench.free_port()
     if args.gpu:
         if not args.ours_config:
             p.error("--gpu needs --ours-config")
-        config_path = Path(args.ours_config)
+        config = yaml.safe_load(Path(args.ours_config).read_text())
+        engine = config["engine"]["vllm"]
+        model = args.model or engine["model"]
+        engine["model"] = model  # one model for both servers
+        config_path = tmp / "ours.yaml"
+        config_path.write_text(yaml.safe_dump(config))
         vllm_env: dict[str, str] = {}
-        engine = yaml.safe_load(config_path.read_text())["engine"]["vllm"]
-        vllm_cmd = vllm_argv(model, vllm_port, {**engine, "kv_cache_gib": None}, args.vllm_arg)
+        vllm_cmd = vllm_argv(model, vllm_port, engine, args.vllm_arg)
     else:
         config_path = tmp / "ours.yaml"
         config_path.write_text(yaml.safe_dump(ours_config(model, CPU_ENGINE, {})))
         vllm_env = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_ENGINE["kv_cache_gib"])}
         vllm_cmd = vllm_argv(model, vllm_port, CPU_ENGINE, args.vllm_arg)
     ours_cmd = [sys.executable, "-m", "server", "serve", "--config", str(config_path), "--port", str(ours_port)]
-    if args.gpu:
-        ours_cmd += ["--host", "127.0.0.1"]
+    ours_cmd += ["--host", "127.0.0.1"]
     vllm_url, ours_url = f"http://127.0.0.1:{vllm_port}", f"http://127.0.0.1:{ours_port}"
     report: dict[str, Any] = {
         "config": dict(vars(args)),
@@ -197,39 +215,53 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
     }
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        print(f"starting vLLM ({vllm_url}) and our server ({ours_url}) on {Path(model).name} ...", flush=True)
-        env = {"GPTOSS_BENCH_UNUSED_KEYS": ""}
-        stack.enter_context(
-            bench.child_server(ours_cmd, ours_url + "/health", out_dir / "race-ours.log", env, args.ready_timeout)
-        )
-        stack.enter_context(
-            bench.child_server(vllm_cmd, vllm_url + "/health", out_dir / "race-vllm.log", vllm_env, args.ready_timeout)
-        )
-        print(f"both ready after {time.monotonic() - started:.0f}s", flush=True)
-        targets = {
-            "vllm": bench.Target("vllm", vllm_url, bench.ROUTES["vllm"]),
-            "ours": bench.Target("ours", ours_url, bench.ROUTES["openai"]),
-        }
-        routes = [bench.Target(name, ours_url, bench.ROUTES[name]) for name in ["openai", *args.routes]]
+    env = {"GPTOSS_BENCH_UNUSED_KEYS": ""}
+    servers = {
+        "vllm": (vllm_cmd, vllm_url, vllm_env),
+        "ours": (ours_cmd, ours_url, env),
+    }
 
-        def scenario(c: int) -> bench.Scenario:
-            n = max(args.min_requests, args.requests_per_concurrency * c)
-            return bench.Scenario(c, n, args.prompt_tokens, args.output_tokens, True, args.warmup, args.time_limit)
+    def serve(name: str) -> contextlib.AbstractContextManager[Any]:
+        argv, url, extra_env = servers[name]
+        print(f"starting {name} ({url}) on {Path(model).name} ...", flush=True)
+        return bench.child_server(argv, url + "/health", out_dir / f"race-{name}.log", extra_env, args.ready_timeout)
 
+    targets = {
+        "vllm": bench.Target("vllm", vllm_url, bench.ROUTES["vllm"]),
+        "ours": bench.Target("ours", ours_url, bench.ROUTES["openai"]),
+    }
+    routes = [bench.Target(name, ours_url, bench.ROUTES[name]) for name in ["openai", *args.routes]]
+
+    def scenario(c: int) -> bench.Scenario:
+        n = max(args.min_requests, args.requests_per_concurrency * c)
+        return bench.Scenario(c, n, args.prompt_tokens, args.output_tokens, True, args.warmup, args.time_limit)
+
+    def race(rep: int, c: int, names: list[str]) -> None:
+        for name in names:
+            run = measure(targets[name], scenario(c), not args.no_progress)
+            report["runs"].append({"group": "race", "rep": rep, "label": name, "concurrency": c, **run})
+
+    def provider_routes(rep: int) -> None:
+        for c in args.provider_concurrency:
+            for target in routes if rep % 2 == 0 else routes[::-1]:
+                run = measure(target, scenario(c), not args.no_progress)
+                report["runs"].append({"group": "routes", "rep": rep, "label": target.label, "concurrency": c, **run})
+
+    if args.sequential:  # one engine loaded at a time (a GPU too small for two): alternate whole servers
         for rep in range(args.repetitions):
-            for c in args.concurrency:
-                order = ["vllm", "ours"] if rep % 2 == 0 else ["ours", "vllm"]
-                for name in order:
-                    run = measure(targets[name], scenario(c), not args.no_progress)
-                    report["runs"].append({"group": "race", "rep": rep, "label": name, "concurrency": c, **run})
-            for c in args.provider_concurrency:
-                ordered = routes if rep % 2 == 0 else routes[::-1]
-                for target in ordered:
-                    run = measure(target, scenario(c), not args.no_progress)
-                    report["runs"].append(
-                        {"group": "routes", "rep": rep, "label": target.label, "concurrency": c, **run}
-                    )
+            for name in ["vllm", "ours"] if rep % 2 == 0 else ["ours", "vllm"]:
+                with serve(name):
+                    for c in args.concurrency:
+                        race(rep, c, [name])
+                    if name == "ours":
+                        provider_routes(rep)
+    else:  # both loaded, measured alternately per concurrency
+        with serve("ours"), serve("vllm"):
+            print(f"both ready after {time.monotonic() - started:.0f}s", flush=True)
+            for rep in range(args.repetitions):
+                for c in args.concurrency:
+                    race(rep, c, ["vllm", "ours"] if rep % 2 == 0 else ["ours", "vllm"])
+                provider_routes(rep)
     report["elapsed_s"] = time.monotonic() - started
     report["table"] = aggregate(report["runs"])
     print_table(report["table"])
