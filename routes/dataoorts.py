@@ -382,9 +382,9 @@ def router(ctx: ServerContext) -> APIRouter:
         raw = await read_json_object(request, ctx.settings.limits.max_body_bytes)
         body = parse_body(RunRequest, raw)
         model = check_model(settings, body.model)
-        prepared = ctx.service.prepare(body.data.to_core(uuid.uuid4().hex, settings))
-        if body.data.max_tokens is None and settings.default_max_tokens is not None:
-            prepared.max_tokens = min(prepared.max_tokens, settings.default_max_tokens)
+        prepared = ctx.service.prepare(
+            body.data.to_core(uuid.uuid4().hex, settings), default_max_tokens=settings.default_max_tokens
+        )
         if body.data.stream:
             return sse_response(encode_stream(await open_stream(ctx, prepared), settings))
         result = await complete(ctx, request, prepared)

@@ -4,6 +4,7 @@ and fold the stream into a result (so streaming and non-streaming answers cannot
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -18,6 +19,7 @@ from server.errors import (
     InvalidRequestError,
     RateLimitError,
 )
+from server.harmony.constraints import output_constraint
 from server.harmony.decode import HarmonyDecoder
 from server.harmony.encoding import STOP_TOKEN_IDS
 from server.harmony.render import HarmonyRenderer
@@ -48,6 +50,7 @@ class PreparedRequest:
     request_id: str
     prompt_token_ids: list[int]
     max_tokens: int
+    generation: GenerationRequest
 
 
 class ChatService:
@@ -63,8 +66,12 @@ class ChatService:
 
     # ---- before the first byte ---------------------------------------------------------------
 
-    def prepare(self, request: ChatRequest) -> PreparedRequest:
-        """Validate and render; raises typed errors that become a proper HTTP status."""
+    def prepare(self, request: ChatRequest, *, default_max_tokens: int | None = None) -> PreparedRequest:
+        """Validate and render; raises typed errors that become a proper HTTP status.
+
+        ``default_max_tokens`` is a route's own output cap for requests that name none (a provider default);
+        without it the server-wide ``limits.default_max_tokens`` applies, else the rest of the context.
+        """
         if not request.messages:
             raise InvalidRequestError("messages must contain at least one message.", param="messages")
         stops = request.sampling.stop
@@ -96,9 +103,28 @@ class ChatService:
                 max_context=max_context,
                 param="max_tokens",
             )
-        max_tokens = requested or min(self.limits.default_max_tokens or room, room)
+        max_tokens = requested or min(default_max_tokens or self.limits.default_max_tokens or room, room)
         request_id = request.request_id or uuid.uuid4().hex
-        return PreparedRequest(request, request_id, prompt, max_tokens)
+        generation = GenerationRequest(
+            request_id=request_id,
+            prompt_token_ids=prompt,
+            sampling=request.sampling,
+            max_tokens=max_tokens,
+            stop_token_ids=STOP_TOKEN_IDS,
+            constraint=self._constraint(request),
+        )
+        self.engine.validate(generation)
+        return PreparedRequest(request, request_id, prompt, max_tokens, generation)
+
+    def _constraint(self, request: ChatRequest) -> dict[str, object] | None:
+        schemas = [t.parameters for t in request.tools if t.parameters] + [request.response_format.schema or {}]
+        size = sum(len(json.dumps(s, separators=(",", ":"))) for s in schemas)
+        if size > self.limits.max_schema_bytes:
+            raise InvalidRequestError(
+                f"JSON schemas in this request total {size} bytes; the limit is {self.limits.max_schema_bytes}.",
+                param="response_format" if request.response_format.schema else "tools",
+            )
+        return output_constraint(request, self.limits.constrained_reasoning_budget)
 
     async def admit(self) -> None:
         """Raise if the request cannot start now (engine down, too many requests)."""
@@ -132,13 +158,7 @@ class ChatService:
         timings = Timings(start=time.time())
         interval = self.limits.stream_interval
         top_n = sampling.top_logprobs
-        generation = GenerationRequest(
-            request_id=prepared.request_id,
-            prompt_token_ids=prepared.prompt_token_ids,
-            sampling=sampling,
-            max_tokens=prepared.max_tokens,
-            stop_token_ids=STOP_TOKEN_IDS,
-        )
+        generation = prepared.generation
         completion_tokens = 0
         reason: FinishReason = "stop"
         stop_reason: int | str | None = None

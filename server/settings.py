@@ -113,6 +113,11 @@ class LimitsSettings(_Section):
     stream_interval: int = Field(1, ge=1, le=1024)
     max_stop_sequences: int = Field(16, ge=0)
     max_stop_length: int = Field(256, ge=1)
+    # JSON schemas (response_format, tool parameters) larger than this are refused with a 400.
+    max_schema_bytes: int = Field(64 * 1024, ge=256)
+    # Constrained requests (json_schema, a named or required tool): reasoning tokens allowed before the grammar
+    # closes the analysis and opens the answer itself. None: unbounded (up to max_tokens).
+    constrained_reasoning_budget: int | None = Field(None, ge=1)
 
 
 class OpenAIRouteSettings(_Section):

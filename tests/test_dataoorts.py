@@ -152,9 +152,9 @@ def seen(scripted_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> list[C
     calls: list[ChatRequest] = []
     original = service.prepare
 
-    def spy(request: ChatRequest) -> Any:
+    def spy(request: ChatRequest, **kwargs: Any) -> Any:
         calls.append(request)
-        return original(request)
+        return original(request, **kwargs)
 
     monkeypatch.setattr(service, "prepare", spy)
     return calls

@@ -23,8 +23,8 @@ class GenerationRequest:
     sampling: SamplingOptions
     max_tokens: int
     stop_token_ids: tuple[int, ...]
-    # JSON schema (or {} for any JSON object) the answer must follow, if any.
-    json_schema: dict[str, object] | None = None
+    # Constrained decoding, engine-neutral: {"json": schema} | {"json_object": True} | {"structural_tag": "<json>"}
+    constraint: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -60,6 +60,9 @@ class Engine(Protocol):
         ...
 
     async def abort(self, request_id: str) -> None: ...
+
+    def validate(self, request: GenerationRequest) -> None:
+        """Raise ``InvalidRequestError`` for what this engine cannot run (e.g. an invalid grammar)."""
 
     async def check_health(self) -> None:
         """Raise ``EngineUnavailableError`` if the engine cannot serve."""

@@ -84,6 +84,9 @@ class ScriptedEngine:
     def num_running(self) -> int:
         return len(self._running)
 
+    def validate(self, request: GenerationRequest) -> None:
+        """The scripted engine replays its script whatever the constraint; nothing to check."""
+
     async def abort(self, request_id: str) -> None:
         event = self._running.get(request_id)
         if event is not None:

@@ -103,6 +103,20 @@ class VllmEngine:
         if self._llm is not None:
             await self._llm.abort(request_id)
 
+    def validate(self, request: GenerationRequest) -> None:
+        """Build the sampling parameters and compile-check any grammar, before the first byte is sent."""
+        params = self._sampling_params(request)
+        if params.structured_outputs is None:
+            return
+        from vllm.exceptions import VLLMClientError
+        from vllm.v1.structured_output.backend_xgrammar import validate_xgrammar_grammar
+
+        try:
+            validate_xgrammar_grammar(params)
+        except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
+            message = f"Invalid structured output specification: {exc}"
+            raise InvalidRequestError(message, param="response_format") from exc
+
     def _sampling_params(self, request: GenerationRequest) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
@@ -127,12 +141,8 @@ class VllmEngine:
             kwargs["repetition_penalty"] = s.repetition_penalty
         if s.logprobs:
             kwargs["logprobs"] = s.top_logprobs
-        if request.json_schema is not None:
-            kwargs["structured_outputs"] = (
-                StructuredOutputsParams(json=request.json_schema)
-                if request.json_schema
-                else StructuredOutputsParams(json_object=True)
-            )
+        if request.constraint is not None:
+            kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
         try:
             return SamplingParams(**kwargs)
         except (ValueError, TypeError) as exc:
@@ -155,9 +165,11 @@ class VllmEngine:
                     logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
                 )
         except Exception as exc:
+            from vllm.exceptions import VLLMClientError
+
             if self._llm is None or self._llm.errored:
                 raise EngineUnavailableError("The engine has stopped.") from exc
-            if exc.__class__.__name__ in ("VLLMValidationError", "ValueError"):
+            if isinstance(exc, VLLMClientError | ValueError):
                 raise InvalidRequestError(str(exc)) from exc
             raise
 
