@@ -29,7 +29,8 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             },
         },
         "harmony": {"conversation_start_date": PINNED_DATE},
-        "limits": {"default_max_tokens": 64},
+        # a random-weight model rarely ends its reasoning: constrained requests get a small reasoning budget
+        "limits": {"default_max_tokens": 64, "constrained_reasoning_budget": 16},
     }
     with subprocess_server(config, tmp) as live:
         yield live
