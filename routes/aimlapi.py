@@ -554,4 +554,7 @@ PROVIDER = Provider(
     enabled=lambda ctx: ctx.settings.providers.aimlapi.enabled,
     router=router,
     paths=f"{CHAT_PATH}, {MODEL_PATH} (+ {V1_CHAT_PATH}, {V1_MODELS_PATH} when v1_owner=aimlapi)",
+    prefixes=lambda ctx: (CHAT_PATH, "/model", *MODEL_ALIASES_PATHS)
+    + (("/v1",) if ctx.settings.providers.v1_owner == "aimlapi" else ()),
+    render_error=render_error,
 )

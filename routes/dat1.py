@@ -896,4 +896,6 @@ PROVIDER = Provider(
     enabled=lambda ctx: ctx.settings.providers.dat1.enabled,
     router=router,
     paths=f"{BASE}/gpt-120-oss/invoke-chat, {OPENAI_PATH}",
+    prefixes=lambda ctx: (BASE,),
+    render_error=render_error,
 )

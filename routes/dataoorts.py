@@ -398,4 +398,6 @@ PROVIDER = Provider(
     enabled=lambda ctx: ctx.settings.providers.dataoorts.enabled,
     router=router,
     paths=CHAT_PATH,
+    prefixes=lambda ctx: (CHAT_PATH,),
+    render_error=render_error,
 )

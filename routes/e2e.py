@@ -327,4 +327,6 @@ PROVIDER = Provider(
     enabled=lambda ctx: ctx.settings.providers.e2e.enabled,
     router=router,
     paths=PREFIX.replace("{model_path}", "gpt_oss_120b") + CHAT_PATH,
+    prefixes=lambda ctx: ("/project",),
+    render_error=render_error,
 )

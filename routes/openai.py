@@ -401,4 +401,6 @@ PROVIDER = Provider(
     enabled=lambda ctx: ctx.settings.providers.openai.enabled,
     router=router,
     paths=f"{CHAT_PATH}, {MODELS_PATH}",
+    prefixes=lambda ctx: ("/openai/v1", "/v1") if ctx.settings.providers.v1_owner == "openai" else ("/openai/v1",),
+    render_error=render_error,
 )

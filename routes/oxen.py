@@ -413,4 +413,6 @@ PROVIDER = Provider(
     enabled=lambda ctx: ctx.settings.providers.oxen.enabled,
     router=router,
     paths=f"{CHAT_PATH}, {MODELS_PATH}",
+    prefixes=lambda ctx: (BASE,),
+    render_error=render_error,
 )

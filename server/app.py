@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from routes import PROVIDERS, openai
+from routes import PROVIDERS, openai, owner_of
 from server import __version__
 from server.context import ServerContext
 from server.engine.base import Engine
@@ -116,6 +116,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if provider.enabled(ctx):
             app.include_router(provider.router(ctx))
 
+    def render(error: ServerError, request: Request) -> Response:
+        """In the envelope of the provider owning the path (longest prefix), else OpenAI's."""
+        owner = owner_of(request.url.path, ctx, PROVIDERS)
+        renderer = owner.render_error if owner is not None and owner.render_error else openai.render_error
+        return renderer(error, request)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         error: ServerError
@@ -123,10 +129,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             error = MethodNotAllowedError(f"Method {request.method} is not allowed on {request.url.path}.")
         else:
             error = NotFoundError(f"Not found: {request.url.path}")
-        return openai.render_error(error, request)
+        return render(error, request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return openai.render_error(validation_error(exc), request)
+        return render(validation_error(exc), request)
 
     return app

@@ -69,3 +69,25 @@ def test_stream_terminator_and_fold(scripted_server: LiveServer, case: ProviderC
     streamed = case.stream_text_of(payloads)
     full = post(scripted_server, case, case.body(MESSAGES, False, {}), scripted_server.api_key).json()
     assert streamed == case.text_of(full) == "Hello! How can I help?"
+
+
+def _shape(value: object) -> object:
+    """Keys (recursively) without values: the envelope, not its text."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items() if k not in ("message", "detail", "title", "type", "code")}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+def test_unknown_path_and_wrong_method_use_the_providers_envelope(
+    scripted_server: LiveServer, case: ProviderCase
+) -> None:
+    base = scripted_server.base_url
+    reference = post(scripted_server, case, case.body(MESSAGES, False, {}), None)  # 401 in the provider's envelope
+    assert reference.status_code == 401
+    wrong_method = requests.get(base + case.chat_path, headers=case.auth_headers(scripted_server.api_key), timeout=10)
+    unknown = requests.post(base + case.chat_path + "/no-such-endpoint", timeout=10)
+    for response, status in ((wrong_method, 405), (unknown, 404)):
+        assert response.status_code == status, response.text
+        assert _shape(response.json()) == _shape(reference.json()), (case.name, response.text, reference.text)
