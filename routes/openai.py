@@ -40,6 +40,17 @@ NAME = "openai"
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 
+
+def new_id() -> str:
+    """vLLM's ``chatcmpl-`` + a dashless uuid4 (tests pin it)."""
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def now() -> float:
+    """The clock (tests pin it)."""
+    return time.time()
+
+
 # ---- error renderer ---------------------------------------------------------------------------------
 
 
@@ -363,9 +374,9 @@ def _mount(api: APIRouter, prefix: str) -> None:
     async def chat_completions(request: Request, ctx: Ctx) -> Response:
         body = parse_body(ChatCompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         model = check_model(ctx, body.model)
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        completion_id = new_id()
         prepared = ctx.service.prepare(body.to_core(completion_id))
-        created = int(time.time())
+        created = int(now())
         if body.stream:
             events = await open_stream(ctx, prepared)
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
