@@ -17,6 +17,73 @@ Messages = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class Call:
+    """A tool call as a client sees it (``id`` as the provider wrote it)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    token: str
+    logprob: float
+    top: list[float]
+
+
+def openai_reasoning(r: dict[str, Any]) -> str:
+    message = r["choices"][0]["message"]
+    return str(message.get("reasoning_content") or message.get("reasoning") or "")
+
+
+def openai_stream_reasoning(payloads: list[dict[str, Any]]) -> str:
+    parts = []
+    for p in payloads:
+        for choice in p.get("choices") or []:
+            delta = choice.get("delta") or {}
+            parts.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
+    return "".join(parts)
+
+
+def openai_tool_calls(r: dict[str, Any]) -> list[Call]:
+    calls = r["choices"][0]["message"].get("tool_calls") or []
+    return [Call(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls]
+
+
+def openai_stream_tool_calls(payloads: list[dict[str, Any]]) -> list[Call]:
+    """Deltas folded by ``index``, as the OpenAI SDK folds them: id and name once, arguments appended."""
+    calls: dict[int, dict[str, str]] = {}
+    for p in payloads:
+        for choice in p.get("choices") or []:
+            for part in (choice.get("delta") or {}).get("tool_calls") or []:
+                call = calls.setdefault(part["index"], {"id": "", "name": "", "arguments": ""})
+                function = part.get("function") or {}
+                call["id"] = part.get("id") or call["id"]
+                call["name"] = function.get("name") or call["name"]
+                call["arguments"] += function.get("arguments") or ""
+    return [Call(**calls[i]) for i in sorted(calls)]
+
+
+def openai_finish(r: dict[str, Any]) -> str | None:
+    return r["choices"][0]["finish_reason"]  # type: ignore[no-any-return]
+
+
+def openai_stream_finish(payloads: list[dict[str, Any]]) -> str | None:
+    reasons = [c["finish_reason"] for p in payloads for c in p.get("choices") or [] if c.get("finish_reason")]
+    return reasons[-1] if reasons else None
+
+
+def openai_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+
+
+def openai_logprobs_of(r: dict[str, Any]) -> list[TokenEntry]:
+    entries = (r["choices"][0].get("logprobs") or {}).get("content") or []
+    return [TokenEntry(e["token"], e["logprob"], [t["logprob"] for t in e["top_logprobs"]]) for e in entries]
+
+
+@dataclass(frozen=True)
 class ProviderCase:
     name: str
     chat_path: str
@@ -36,6 +103,36 @@ class ProviderCase:
     unknown_model_fields: dict[str, Any] | None = field(default_factory=lambda: {"model": "no-such-model"})
     unknown_model_status: int = 404
     terminator: str = "data: [DONE]"
+    # ---- generation parity (tests/test_parity.py, tests/test_engine_parity.py) ----
+    # pins the route module's ids and clocks (given pytest's monkeypatch) so golden files can hold exact bytes
+    pin: Callable[[Any], None] | None = None
+    # non-streaming JSON / SSE payloads -> reasoning text ("" when the body carries none)
+    reasoning_of: Callable[[dict[str, Any]], str] = openai_reasoning
+    stream_reasoning_of: Callable[[list[dict[str, Any]]], str] = openai_stream_reasoning
+    # False where the provider's format has no reasoning field (then reasoning_of must give "")
+    carries_reasoning: bool = True
+    # non-streaming JSON / SSE payloads -> tool calls in order
+    tool_calls_of: Callable[[dict[str, Any]], list[Call]] = openai_tool_calls
+    stream_tool_calls_of: Callable[[list[dict[str, Any]]], list[Call]] = openai_stream_tool_calls
+    # non-streaming JSON / SSE payloads -> finish reason (None where the format has none)
+    finish_of: Callable[[dict[str, Any]], str | None] = openai_finish
+    stream_finish_of: Callable[[list[dict[str, Any]]], str | None] = openai_stream_finish
+    # base path for the `openai` SDK (it appends /chat/completions); None: not an OpenAI-shaped route
+    sdk_base: str | None = None
+    # engine features as this provider documents them; None: not documented (the engine test skips it)
+    json_schema_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = field(
+        default=lambda schema: {"response_format": openai_json_schema(schema)}
+    )
+    named_tool_fields: Callable[[str], dict[str, Any]] | None = field(
+        default=lambda name: {"tool_choice": {"type": "function", "function": {"name": name}}}
+    )
+    required_tool_fields: dict[str, Any] | None = field(default_factory=lambda: {"tool_choice": "required"})
+    # fields asking for logprobs with `n` alternatives, and the reader of (token, logprob, top logprobs) entries
+    logprobs_fields: Callable[[int], dict[str, Any]] | None = None
+    logprobs_of: Callable[[dict[str, Any]], list[TokenEntry]] | None = None
+    # sampling fields that fix the output length (seed determinism); ignore_eos only where the route allows it
+    length_fields: Callable[[int], dict[str, Any]] = field(default=lambda n: {"max_tokens": n})
+    ignore_eos: bool = False
 
 
 def sse_payloads(raw: str, terminator: str = "data: [DONE]") -> tuple[list[dict[str, Any]], list[str]]:

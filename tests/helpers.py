@@ -52,6 +52,19 @@ SCRIPT_RULES: list[dict[str, str]] = [
         "match": "^long$",
         "text": "<|channel|>final<|message|>" + " ".join(f"w{i}" for i in range(400)) + "<|return|>",
     },
+    {
+        "match": "^parallel tools$",
+        "text": "<|channel|>commentary to=functions.get_weather <|constrain|>json"
+        '<|message|>{"city":"Paris"}<|end|>'
+        "<|start|>assistant<|channel|>commentary to=functions.get_time <|constrain|>json"
+        '<|message|>{"tz":"CET"}<|call|>',
+    },
+    {
+        # the turn after a tool result: the history holds the get_weather call and its answer
+        "match": "^weather report$",
+        "text": "<|channel|>analysis<|message|>The tool says 18C and sunny.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>It is 18°C and sunny in Paris.<|return|>",
+    },
 ]
 
 

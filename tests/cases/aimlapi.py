@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from routes import aimlapi as route
 from tests.contract import ProviderCase, openai_stream_text
 
 MODEL = "openai/gpt-oss-120b"
@@ -25,6 +26,11 @@ def check_error(r: requests.Response, status: int) -> None:
     assert isinstance(body["message"], str) and body["message"]
 
 
+def pin(monkeypatch: Any) -> None:
+    monkeypatch.setattr(route, "now", lambda: 1754554066.0)
+    monkeypatch.setattr(route, "new_id", lambda created: f"gen-{created}-7Rcl38Atg9I9CLPcnE3t")
+
+
 def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
     return {"model": MODEL, "messages": messages, "stream": stream, **extra}
 
@@ -40,5 +46,8 @@ CASES = [
         check_error=check_error,
         invalid_fields={"min_p": 0},
         unknown_model_status=400,
+        pin=pin,
+        sdk_base="",
+        # logprobs left AI/ML API's spec on 2025-08-26 (replies carry "logprobs": null); no ignore_eos
     )
 ]

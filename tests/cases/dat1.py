@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import requests
 
-from tests.contract import ProviderCase, openai_stream_text
+from routes import dat1 as route
+from tests.contract import ProviderCase, openai_logprobs_of, openai_stream_text
 
 INVOKE = "/api/v1/collection/gpt-120-oss/invoke-chat"
 OPENAI_BASE = "/api/v1/collection/open-ai"
@@ -23,6 +25,24 @@ def check_error(r: requests.Response, status: int) -> None:
     assert list(body["error"])[:3] == ["code", "message", "type"]
     assert body["error"]["code"] == status
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+def pin(monkeypatch: Any) -> None:
+    counter = itertools.count()
+    monkeypatch.setattr(route, "now", lambda: 1754303118)
+    monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-a6oVnja9gLmx3o948hU46mWUD7sWjsPF")
+    monkeypatch.setattr(route, "new_tool_call_id", lambda: f"{next(counter):032d}")
+
+
+# llama-server's features: response_format json_schema, tool_choice as a string only (an object is the wrong type
+# and reads as "auto"), logprobs + top_logprobs (llama-server's entries add "id"), ignore_eos
+FEATURES: dict[str, Any] = {
+    "pin": pin,
+    "named_tool_fields": None,
+    "logprobs_fields": lambda n: {"logprobs": True, "top_logprobs": n},
+    "logprobs_of": openai_logprobs_of,
+    "ignore_eos": True,
+}
 
 
 def invoke_body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +69,7 @@ CASES = [
         # llama-server takes any temperature; `n` != 1 is what it refuses
         invalid_fields={"n": 2},
         unknown_model_fields=None,
+        **FEATURES,
     ),
     ProviderCase(
         name="dat1-open-ai",
@@ -59,5 +80,7 @@ CASES = [
         stream_text_of=openai_stream_text,
         check_error=check_error,
         invalid_fields={"n": 2},
+        sdk_base=OPENAI_BASE,
+        **FEATURES,
     ),
 ]

@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from tests.contract import ProviderCase
+from tests.contract import Call, ProviderCase
 
 MODEL = "openai/gpt-oss-120b"
 
@@ -33,6 +33,15 @@ def stream_text(payloads: list[dict[str, Any]]) -> str:
     return "".join(p.get("response") or "" for p in payloads)
 
 
+def calls(items: list[dict[str, Any]]) -> list[Call]:
+    return [Call(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in items]
+
+
+def stream_calls(payloads: list[dict[str, Any]]) -> list[Call]:
+    """Whole tool calls in one event (the classic Workers AI stream has no argument deltas)."""
+    return [call for p in payloads for call in calls(p.get("tool_calls") or [])]
+
+
 CASES = [
     ProviderCase(
         name="dataoorts",
@@ -45,5 +54,17 @@ CASES = [
         invalid_fields={"temperature": 5.5},
         unknown_model_fields={"model": "no-such-model"},
         unknown_model_status=400,
+        # the documented envelope has no reasoning (providers.dataoorts.include_reasoning adds one) and no finish
+        # reason, tool_choice, stop or logprobs; Cloudflare's response_format puts the schema in json_schema
+        reasoning_of=lambda r: r["result"].get("reasoning", ""),
+        stream_reasoning_of=lambda payloads: "".join(p.get("reasoning", "") for p in payloads),
+        carries_reasoning=False,
+        tool_calls_of=lambda r: calls(r["result"]["tool_calls"]),
+        stream_tool_calls_of=stream_calls,
+        finish_of=lambda r: None,
+        stream_finish_of=lambda payloads: None,
+        json_schema_fields=lambda schema: {"response_format": {"type": "json_schema", "json_schema": schema}},
+        named_tool_fields=None,
+        required_tool_fields=None,
     )
 ]

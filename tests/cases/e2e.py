@@ -6,7 +6,8 @@ from typing import Any
 
 import requests
 
-from tests.contract import ProviderCase, openai_stream_text
+from routes import e2e as route
+from tests.contract import ProviderCase, openai_logprobs_of, openai_stream_text
 
 BASE = "/project/p-5915/genai/gpt_oss_120b/v1"
 MODEL = "gpt_oss_120b"
@@ -23,6 +24,11 @@ def check_error(r: requests.Response, status: int) -> None:
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
 
+def pin(monkeypatch: Any) -> None:
+    monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-82c7e2c5-a99c-4869-8068-49aa705812ba")
+    monkeypatch.setattr(route, "now", lambda: 1770614085.0)
+
+
 def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
     return {"model": MODEL, "messages": messages, "stream": stream, **extra}
 
@@ -36,5 +42,10 @@ CASES = [
         text_of=lambda r: r["choices"][0]["message"]["content"] or "",
         stream_text_of=openai_stream_text,
         check_error=check_error,
+        pin=pin,
+        sdk_base=BASE,
+        logprobs_fields=lambda n: {"logprobs": True, "top_logprobs": n},
+        logprobs_of=openai_logprobs_of,
+        ignore_eos=True,
     )
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 import requests
 
+from routes import oxen as route
 from tests.contract import ProviderCase, openai_stream_text
 
 
@@ -26,6 +27,11 @@ def check_error(r: requests.Response, status: int) -> None:
     assert list(body["error"])[:2] == ["type", "title"]
 
 
+def pin(monkeypatch: Any) -> None:
+    monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-00000000-0000-4000-8000-000000000000")
+    monkeypatch.setattr(route, "now", lambda: 1775090332)
+
+
 def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
     return {"model": "gpt-oss-120b", "messages": messages, "stream": stream, **extra}
 
@@ -40,5 +46,9 @@ CASES = [
         stream_text_of=openai_stream_text,
         check_error=check_error,
         invalid_fields={"temperature": 2.5},
+        pin=pin,
+        sdk_base="/api/ai",
+        # Oxen's completion object has no reasoning field (providers.oxen.reasoning_field adds one) and no logprobs
+        carries_reasoning=False,
     )
 ]
