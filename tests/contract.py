@@ -30,6 +30,7 @@ class TokenEntry:
     token: str
     logprob: float
     top: list[float]
+    token_id: int | None = None  # when the body names it (llama-server's "id", vLLM's return_token_ids)
 
 
 def openai_reasoning(r: dict[str, Any]) -> str:
@@ -79,8 +80,13 @@ def openai_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openai_logprobs_of(r: dict[str, Any]) -> list[TokenEntry]:
-    entries = (r["choices"][0].get("logprobs") or {}).get("content") or []
-    return [TokenEntry(e["token"], e["logprob"], [t["logprob"] for t in e["top_logprobs"]]) for e in entries]
+    choice = r["choices"][0]
+    entries = (choice.get("logprobs") or {}).get("content") or []
+    ids = choice.get("token_ids") or [e.get("id") for e in entries]
+    return [
+        TokenEntry(e["token"], e["logprob"], [t["logprob"] for t in e["top_logprobs"]], token_id)
+        for e, token_id in zip(entries, ids, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,14 @@ class ProviderCase:
     # sampling fields that fix the output length (seed determinism); ignore_eos only where the route allows it
     length_fields: Callable[[int], dict[str, Any]] = field(default=lambda n: {"max_tokens": n})
     ignore_eos: bool = False
+    # reasoning effort "high" in the provider's spelling
+    effort_fields: dict[str, Any] = field(default_factory=lambda: {"reasoning_effort": "high"})
+    # the documented sampling fields in the provider's spelling, and what the core must receive (SamplingOptions
+    # attributes; "max_tokens" is the engine request's cap)
+    sampling_fields: dict[str, Any] = field(default_factory=dict)
+    expected_sampling: dict[str, Any] = field(default_factory=dict)
+    # field sets outside the provider's documented ranges (each answered 400 in its envelope)
+    range_errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def sse_payloads(raw: str, terminator: str = "data: [DONE]") -> tuple[list[dict[str, Any]], list[str]]:

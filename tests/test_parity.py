@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import openai
 import pytest
 import requests
 
+from server.engine.base import EngineStep, GenerationRequest
 from server.harmony.encoding import get_encoding
 from tests.cases import all_cases
 from tests.contract import Call, ProviderCase, sse_payloads
@@ -282,3 +283,84 @@ def test_openai_sdk_tool_result_turn(scripted_server: LiveServer, case: Provider
     assert r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.content == transcript.content
     assert not r.choices[0].message.tool_calls
+
+
+# ---- each route passes its provider's documented features into the core ------------------------------
+
+
+@pytest.fixture
+def generations(scripted_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[GenerationRequest]]:
+    """The engine requests the scripted engine receives (sampling, cap, constraint, prompt)."""
+    engine = scripted_server.app.state.ctx.engine
+    seen: list[GenerationRequest] = []
+    original = engine.generate
+
+    def recording(request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        seen.append(request)
+        return original(request)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(engine, "generate", recording)
+    yield seen
+
+
+def run(server: LiveServer, case: ProviderCase, text: str, extra: dict[str, Any]) -> requests.Response:
+    body = case.body([{"role": "user", "content": text}], False, extra)
+    return requests.post(
+        server.base_url + case.chat_path, json=body, headers=case.auth_headers(server.api_key), timeout=30
+    )
+
+
+def test_reasoning_effort_reaches_the_prompt(
+    scripted_server: LiveServer, case: ProviderCase, generations: list[GenerationRequest]
+) -> None:
+    assert run(scripted_server, case, "reason", case.effort_fields).status_code == 200
+    assert run(scripted_server, case, "reason", {}).status_code == 200
+    high, default = (get_encoding().decode(g.prompt_token_ids) for g in generations)
+    assert "Reasoning: high" in high and "Reasoning: medium" in default
+
+
+def test_sampling_reaches_the_core(
+    scripted_server: LiveServer, case: ProviderCase, generations: list[GenerationRequest]
+) -> None:
+    if not case.expected_sampling:
+        pytest.skip(f"{case.name} lists no sampling fields")
+    r = run(scripted_server, case, "reason", case.sampling_fields)
+    assert r.status_code == 200, r.text
+    (generation,) = generations
+    for key, value in case.expected_sampling.items():
+        actual = generation.max_tokens if key == "max_tokens" else getattr(generation.sampling, key)
+        assert actual == (pytest.approx(value) if isinstance(value, float) else value), key
+
+
+def test_response_format_and_tool_choice_reach_the_core(
+    scripted_server: LiveServer, case: ProviderCase, generations: list[GenerationRequest]
+) -> None:
+    schema = {"type": "object", "properties": {"answer_field": {"type": "string"}}, "required": ["answer_field"]}
+    expected: list[tuple[str, str | None]] = [("none", None)]
+    assert run(scripted_server, case, "reason", dict(TOOLS)).status_code == 200  # tools, auto: free output
+    if case.json_schema_fields is not None:
+        assert run(scripted_server, case, "reason", case.json_schema_fields(schema)).status_code == 200
+        expected.append(("json", "answer_field"))
+    if case.named_tool_fields is not None:
+        assert run(scripted_server, case, "reason", {**TOOLS, **case.named_tool_fields("get_time")}).status_code == 200
+        expected.append(("tool", "functions.get_time "))
+    if case.required_tool_fields is not None:
+        assert run(scripted_server, case, "reason", {**TOOLS, **case.required_tool_fields}).status_code == 200
+        expected.append(("tool", "functions.get_weather "))
+    assert len(generations) == len(expected)
+    assert generations[0].constraint is None
+    for generation, (kind, needle) in zip(generations[1:], expected[1:], strict=True):
+        assert generation.constraint is not None
+        tag = str(generation.constraint["structural_tag"])
+        assert needle is not None and needle in tag
+        if kind == "tool" and case.named_tool_fields is not None and needle == "functions.get_time ":
+            assert "functions.get_weather" not in tag  # the named tool only
+
+
+def test_out_of_range_fields_are_refused(scripted_server: LiveServer, case: ProviderCase) -> None:
+    if not case.range_errors:
+        pytest.skip(f"{case.name} lists no range errors")
+    for fields in case.range_errors:
+        r = run(scripted_server, case, "reason", fields)
+        assert r.status_code == 400, (fields, r.text)
+        case.check_error(r, 400)

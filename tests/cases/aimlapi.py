@@ -31,6 +31,36 @@ def pin(monkeypatch: Any) -> None:
     monkeypatch.setattr(route, "new_id", lambda created: f"gen-{created}-7Rcl38Atg9I9CLPcnE3t")
 
 
+# the spec's sampling fields (no stop, no logprobs since 2025-08-26)
+SAMPLING: dict[str, Any] = {
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "top_k": 20,
+    "min_p": 0.1,
+    "seed": 42,
+    "presence_penalty": 0.5,
+    "frequency_penalty": 0.25,
+    "repetition_penalty": 1.1,
+    "logit_bias": {"100": -5},
+    "max_completion_tokens": 50,
+}
+EXPECTED = {
+    **{k: v for k, v in SAMPLING.items() if k not in ("logit_bias", "max_completion_tokens")},
+    "logit_bias": {100: -5.0},
+    "max_tokens": 50,
+}
+RANGE_ERRORS: list[dict[str, Any]] = [
+    {"max_tokens": 0},
+    {"max_completion_tokens": 10_000_000},  # past the context window
+    {"temperature": 2.1},
+    {"top_p": 0.001},
+    {"min_p": 0.9999},
+    {"seed": 0},
+    {"frequency_penalty": -2.5},
+    {"logit_bias": {"100": -101}},
+]
+
+
 def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
     return {"model": MODEL, "messages": messages, "stream": stream, **extra}
 
@@ -48,6 +78,9 @@ CASES = [
         unknown_model_status=400,
         pin=pin,
         sdk_base="",
+        sampling_fields=SAMPLING,
+        expected_sampling=EXPECTED,
+        range_errors=RANGE_ERRORS,
         # logprobs left AI/ML API's spec on 2025-08-26 (replies carry "logprobs": null); no ignore_eos
     )
 ]

@@ -36,7 +36,41 @@ def pin(monkeypatch: Any) -> None:
 
 # llama-server's features: response_format json_schema, tool_choice as a string only (an object is the wrong type
 # and reads as "auto"), logprobs + top_logprobs (llama-server's entries add "id"), ignore_eos
+# llama-server's spellings (repeat_penalty, n_probs via logprobs/top_logprobs, chat_template_kwargs)
+SAMPLING: dict[str, Any] = {
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "top_k": 20,
+    "min_p": 0.1,
+    "seed": 42,
+    "stop": ["END"],
+    "presence_penalty": 0.5,
+    "frequency_penalty": 0.25,
+    "repeat_penalty": 1.1,
+    "logit_bias": {"100": -5},
+    "max_tokens": 50,
+    "logprobs": True,
+    "top_logprobs": 2,
+    "ignore_eos": True,
+}
+EXPECTED: dict[str, Any] = {
+    **{k: v for k, v in SAMPLING.items() if k not in ("logit_bias", "repeat_penalty")},
+    "repetition_penalty": 1.1,
+    "logit_bias": {100: -5.0},
+}
+# llama-server range-checks almost nothing (a wrongly typed value reads as the default; max_tokens past the
+# context is clamped): these are what it refuses
+RANGE_ERRORS: list[dict[str, Any]] = [
+    {"n": 2},
+    {"top_logprobs": 2},  # without logprobs
+    {"repeat_last_n": -2},
+    {"response_format": {"type": "regex"}},
+]
 FEATURES: dict[str, Any] = {
+    "effort_fields": {"chat_template_kwargs": {"reasoning_effort": "high"}},
+    "sampling_fields": SAMPLING,
+    "expected_sampling": EXPECTED,
+    "range_errors": RANGE_ERRORS,
     "pin": pin,
     "named_tool_fields": None,
     "logprobs_fields": lambda n: {"logprobs": True, "top_logprobs": n},

@@ -42,6 +42,29 @@ def stream_calls(payloads: list[dict[str, Any]]) -> list[Call]:
     return [call for p in payloads for call in calls(p.get("tool_calls") or [])]
 
 
+# Cloudflare's ranges: temperature 0-5, top_p 0.001-1, top_k 1-50, seed 1-9999999999, repetition_penalty 0-2
+SAMPLING: dict[str, Any] = {
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "top_k": 20,
+    "seed": 9_999_999_999,
+    "repetition_penalty": 1.1,
+    "frequency_penalty": 0.25,
+    "presence_penalty": 0.5,
+    "max_tokens": 50,
+}
+RANGE_ERRORS: list[dict[str, Any]] = [
+    {"temperature": 5.5},
+    {"top_p": 0},
+    {"top_k": 51},
+    {"seed": 0},
+    {"seed": 10_000_000_000},
+    {"repetition_penalty": 2.5},
+    {"max_tokens": 0},
+    {"max_tokens": 10_000_000},  # past the context window
+]
+
+
 CASES = [
     ProviderCase(
         name="dataoorts",
@@ -66,5 +89,9 @@ CASES = [
         json_schema_fields=lambda schema: {"response_format": {"type": "json_schema", "json_schema": schema}},
         named_tool_fields=None,
         required_tool_fields=None,
+        effort_fields={"reasoning": {"effort": "high"}},
+        sampling_fields=SAMPLING,
+        expected_sampling=SAMPLING,
+        range_errors=RANGE_ERRORS,
     )
 ]

@@ -32,6 +32,26 @@ def pin(monkeypatch: Any) -> None:
     monkeypatch.setattr(route, "now", lambda: 1775090332)
 
 
+# Oxen's documented fields (temperature 0-2, top_p, penalties, max_tokens) and the OpenAI ones its clients send
+SAMPLING: dict[str, Any] = {
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "seed": 42,
+    "stop": ["END"],
+    "presence_penalty": 0.5,
+    "frequency_penalty": 0.25,
+    "max_tokens": 50,
+}
+RANGE_ERRORS: list[dict[str, Any]] = [
+    {"temperature": 2.5},
+    {"max_tokens": 0},
+    {"max_tokens": 10_000_000},  # past the context window
+    {"top_p": 0},
+    {"presence_penalty": 3},
+    {"n": 2},
+]
+
+
 def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
     return {"model": "gpt-oss-120b", "messages": messages, "stream": stream, **extra}
 
@@ -50,5 +70,8 @@ CASES = [
         sdk_base="/api/ai",
         # Oxen's completion object has no reasoning field (providers.oxen.reasoning_field adds one) and no logprobs
         carries_reasoning=False,
+        sampling_fields=SAMPLING,
+        expected_sampling=SAMPLING,
+        range_errors=RANGE_ERRORS,
     )
 ]
