@@ -9,7 +9,7 @@ import string
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.context import ServerContext
@@ -175,6 +175,14 @@ def response_format_to_core(value: dict[str, Any] | None) -> ResponseFormat:
 
 
 # ---- running a request ------------------------------------------------------------------------------
+
+
+def context(request: Request) -> ServerContext:
+    """The running server's shared state (a FastAPI dependency)."""
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[ServerContext, Depends(context)]
 
 
 async def start(ctx: ServerContext, prepared: PreparedRequest) -> None:

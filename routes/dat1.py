@@ -26,12 +26,12 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from routes import Provider
-from routes.common import complete, open_stream, random_alnum, token_text
+from routes.common import Ctx, complete, open_stream, random_alnum, token_text
 from server.context import ServerContext
 from server.errors import (
     ContextLengthError,
@@ -41,7 +41,7 @@ from server.errors import (
     ServerError,
 )
 from server.harmony.encoding import get_encoding
-from server.http.auth import KeyStore, bearer_token, require_key
+from server.http.auth import bearer_token, require_key
 from server.http.body import read_json_object
 from server.http.jsonio import dumps
 from server.http.routing import error_route_class
@@ -157,23 +157,18 @@ def render_error(exc: ServerError, request: Request | None = None) -> Response:
 # ---- auth -------------------------------------------------------------------------------------------
 
 
-def context(request: Request) -> ServerContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServerContext, Depends(context)]
 INVALID_KEY = "Invalid API Key"  # llama-server's 401 text; dat1's own gateway bodies are UNKNOWN
 
 
 def authenticate_key(request: Request, ctx: Ctx) -> None:
     """invoke-chat: ``X-API-Key: <key>``."""
-    keys: KeyStore = ctx.keys  # type: ignore[assignment]
+    keys = ctx.keys
     require_key(keys, request.headers.get("x-api-key"), missing=INVALID_KEY, invalid=INVALID_KEY)
 
 
 def authenticate_bearer(request: Request, ctx: Ctx) -> None:
     """The open-ai route: ``Authorization: Bearer <key>``."""
-    keys: KeyStore = ctx.keys  # type: ignore[assignment]
+    keys = ctx.keys
     require_key(keys, bearer_token(request), missing=INVALID_KEY, invalid=INVALID_KEY)
 
 

@@ -15,13 +15,14 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from routes import Provider
 from routes.common import (
+    Ctx,
     FunctionDef,
     MessageIn,
     ToolDef,
@@ -44,11 +45,12 @@ from server.errors import (
     RateLimitError,
     ServerError,
 )
-from server.http.auth import KeyStore, bearer_token, require_key
+from server.http.auth import bearer_token, require_key
 from server.http.body import read_json_object
 from server.http.jsonio import SSE_DONE, dumps, sse_event
 from server.http.routing import error_route_class
 from server.http.sse import sse_response
+from server.service import add_tool_call_parts
 from server.settings import DataoortsSettings
 from server.types import (
     ChatMessage,
@@ -147,15 +149,8 @@ def _settings(request: Request) -> DataoortsSettings:
 # ---- auth -------------------------------------------------------------------------------------------
 
 
-def context(request: Request) -> ServerContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServerContext, Depends(context)]
-
-
 def authenticate(request: Request, ctx: Ctx) -> None:
-    keys: KeyStore = ctx.keys  # type: ignore[assignment]
+    keys = ctx.keys
     require_key(keys, bearer_token(request), missing="Authentication error", invalid="Authentication error")
 
 
@@ -338,12 +333,7 @@ async def encode_stream(events: AsyncIterator[Event], settings: DataoortsSetting
                     yield event({"response": "", "reasoning": item.reasoning})
                 if item.content:
                     yield event({"response": item.content})
-                for part in item.tool_calls:
-                    call = calls.get(part.index)
-                    if call is None:
-                        calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
-                    else:
-                        call.arguments += part.arguments
+                add_tool_call_parts(calls, item.tool_calls)
                 continue
             finish: Finish = item
             if finish.reason == "error":

@@ -15,17 +15,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
 from routes import Provider
-from routes.common import complete, open_stream, openai_logprobs
+from routes.common import Ctx, complete, open_stream, openai_logprobs
 from routes.openai import ChatCompletionRequest, model_card, tool_calls_body, usage_body
 from server.context import ServerContext
 from server.errors import AuthenticationError, InvalidRequestError, ModelNotFoundError, ServerError
-from server.http.auth import KeyStore, bearer_token, require_key
+from server.http.auth import bearer_token, require_key
 from server.http.body import read_json_object
 from server.http.jsonio import SSE_DONE, dumps, sse_event
 from server.http.routing import error_route_class, validation_error
@@ -95,16 +95,9 @@ def render_error(exc: ServerError, request: Request | None = None) -> Response:
 # ---- auth -------------------------------------------------------------------------------------------
 
 
-def context(request: Request) -> ServerContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServerContext, Depends(context)]
-
-
 def authenticate(request: Request, ctx: Ctx) -> None:
     """``Authorization: Bearer <TIR auth token>``."""
-    keys: KeyStore = ctx.keys  # type: ignore[assignment]
+    keys = ctx.keys
     require_key(
         keys,
         bearer_token(request),

@@ -15,13 +15,14 @@ import functools
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from routes import Provider
 from routes.common import (
+    Ctx,
     MessageIn,
     NamedToolChoice,
     ToolDef,
@@ -43,7 +44,7 @@ from server.errors import (
     RequestError,
     ServerError,
 )
-from server.http.auth import KeyStore, bearer_token, require_key
+from server.http.auth import bearer_token, require_key
 from server.http.body import read_json_object
 from server.http.jsonio import SSE_DONE, dumps, sse_event
 from server.http.routing import error_route_class
@@ -115,15 +116,8 @@ def render_error(exc: ServerError, request: Request | None = None) -> Response:
 # ---- auth -------------------------------------------------------------------------------------------
 
 
-def context(request: Request) -> ServerContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServerContext, Depends(context)]
-
-
 def authenticate(request: Request, ctx: Ctx) -> None:
-    keys: KeyStore = ctx.keys  # type: ignore[assignment]
+    keys = ctx.keys
     require_key(keys, bearer_token(request), missing="Missing API key.", invalid="Invalid API key.")
 
 

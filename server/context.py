@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from server.engine.base import Engine
+from server.keys import KeyStore
 from server.service import ChatService
 from server.settings import Settings
 
@@ -25,7 +26,7 @@ class ServerContext:
     settings: Settings
     engine: Engine
     service: ChatService
-    keys: object  # server.http.auth.KeyStore (kept untyped so the core stays framework-free)
+    keys: KeyStore
     readiness: Readiness = field(default_factory=Readiness)
     started_at: float = field(default_factory=time.time)
 

@@ -247,12 +247,7 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
             token_ids.extend(event.token_ids)
             if event.logprobs is not None:
                 logprobs = (logprobs or []) + event.logprobs
-            for part in event.tool_calls:
-                call = calls.get(part.index)
-                if call is None:
-                    calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
-                else:
-                    call.arguments += part.arguments
+            add_tool_call_parts(calls, event.tool_calls)
     finally:
         await events.aclose()  # type: ignore[attr-defined]  # releases the admission slot at once
     if finish is None:
@@ -273,6 +268,16 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
         logprobs=logprobs,
         prompt_token_ids=prompt_token_ids,
     )
+
+
+def add_tool_call_parts(calls: dict[int, ToolCall], parts: list[ToolCallDelta]) -> None:
+    """Fold streamed tool-call parts into whole calls, keyed by index (for formats that send whole calls)."""
+    for part in parts:
+        call = calls.get(part.index)
+        if call is None:
+            calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
+        else:
+            call.arguments += part.arguments
 
 
 def _visible(delta: Delta) -> bool:
