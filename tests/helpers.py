@@ -118,8 +118,8 @@ def wait_ready(base_url: str, timeout: float, process: subprocess.Popen[bytes] |
 
 
 @contextlib.contextmanager
-def threaded_server(settings: Settings, engine: Engine | None = None) -> Iterator[LiveServer]:
-    """A real uvicorn server on a loopback port, in a thread of this process."""
+def threaded_server(settings: Settings, engine: Engine | None = None, *, wait: bool = True) -> Iterator[LiveServer]:
+    """A real uvicorn server on a loopback port, in a thread of this process (``wait``: until it is ready)."""
     port = free_port()
     app = create_app(settings, engine)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -128,7 +128,8 @@ def threaded_server(settings: Settings, engine: Engine | None = None) -> Iterato
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, 60)
+        if wait:
+            wait_ready(base, 60)
         yield LiveServer(base, app=app)
     finally:
         server.should_exit = True

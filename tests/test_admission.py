@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import requests
 
-from tests.helpers import scripted_settings, threaded_server
+from tests.helpers import API_KEY, scripted_settings, threaded_server, wait_ready
 
 
 def test_over_capacity_gets_429_with_retry_after(tmp_path: Path) -> None:
@@ -51,54 +51,37 @@ def test_over_capacity_gets_429_with_retry_after(tmp_path: Path) -> None:
 
 
 def test_readiness_reports_loading_then_ready(tmp_path: Path) -> None:
+    """While the engine loads, liveness is 200 and readiness 503 ("loading"), chat requests 503; then ready."""
     import asyncio
 
     from server.engine.scripted import ScriptedEngine
 
-    class SlowStart(ScriptedEngine):
+    release = threading.Event()
+
+    class GatedStart(ScriptedEngine):
         async def start(self) -> None:
-            await asyncio.sleep(1.0)
+            while not release.is_set():  # the test decides when loading is over
+                await asyncio.sleep(0.01)
             await super().start()
 
     settings = scripted_settings(tmp_path)
-    engine = SlowStart(settings.engine.scripted)
-    import uvicorn
-
-    from server.app import create_app
-    from tests.helpers import free_port
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        seen_loading = False
-        for _ in range(200):
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    chat = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "hi"}]}
+    with threaded_server(settings, GatedStart(settings.engine.scripted), wait=False) as live:
+        for _ in range(500):  # until the port answers
             try:
-                live = httpx.get(base + "/live", timeout=5)
-                health = httpx.get(base + "/health", timeout=5)
+                health = httpx.get(live.base_url + "/health", timeout=5)
+                break
             except httpx.TransportError:
                 threading.Event().wait(0.02)
-                continue
-            assert live.status_code == 200
-            if health.status_code == 503:
-                assert health.json()["status"] == "loading"
-                seen_loading = True
-                chat = httpx.post(
-                    base + "/v1/chat/completions",
-                    headers={"Authorization": "Bearer sk-test-0123456789abcdef"},
-                    json={"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "hi"}]},
-                    timeout=5,
-                )
-                assert chat.status_code == 503 and chat.json()["error"]["type"] == "service_unavailable"
-            else:
-                assert health.status_code == 200 and health.json()["status"] == "ok"
-                break
-            threading.Event().wait(0.05)
-        assert seen_loading
-    finally:
-        server.should_exit = True
-        thread.join(10)
+        assert health.status_code == 503 and health.json()["status"] == "loading"
+        assert httpx.get(live.base_url + "/live", timeout=5).status_code == 200
+        r = httpx.post(live.base_url + "/v1/chat/completions", headers=headers, json=chat, timeout=5)
+        assert r.status_code == 503 and r.json()["error"]["type"] == "service_unavailable"
+        release.set()
+        wait_ready(live.base_url, 30)
+        assert httpx.get(live.base_url + "/health", timeout=5).json()["status"] == "ok"
+        assert (
+            httpx.post(live.base_url + "/v1/chat/completions", headers=headers, json=chat, timeout=10).status_code
+            == 200
+        )
