@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import random
@@ -158,16 +159,25 @@ def _openai_like(model: str | None, *, exact: bool, usage: bool = True) -> Calla
     return build
 
 
+# Some routes apply their provider's sampling defaults (dat1: llama-server's temperature 0.8, top_k 40, top_p 0.95,
+# min_p 0.05; Dataoorts: temperature 0.6). Top-k/top-p/min-p make vLLM's sampler much slower on the CPU, which is
+# not a front-end cost: the bench pins the OpenAI defaults so every route runs the same sampler.
+NEUTRAL_SAMPLING: Json = {"temperature": 1.0, "top_p": 1.0}
+DAT1_NEUTRAL_SAMPLING: Json = {**NEUTRAL_SAMPLING, "top_k": 0, "min_p": 0.0}  # llama-server: top_k <= 0 is off
+
+
 def _dat1_body(messages: Messages, stream: bool, max_tokens: int) -> Json:
     # llama-server honours ignore_eos (no min_tokens); include_usage: the usage chunk in every build era
     body: Json = {"messages": messages, "stream": stream, "max_tokens": max_tokens, "ignore_eos": True}
+    body.update(DAT1_NEUTRAL_SAMPLING)
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
 
 
 def _dataoorts_body(messages: Messages, stream: bool, max_tokens: int) -> Json:
-    return {"model": "openai/gpt-oss-120b", "data": {"messages": messages, "stream": stream, "max_tokens": max_tokens}}
+    data = {"messages": messages, "stream": stream, "max_tokens": max_tokens, **NEUTRAL_SAMPLING}
+    return {"model": "openai/gpt-oss-120b", "data": data}
 
 
 E2E_BASE = "/project/p-5915/genai/gpt_oss_120b/v1"
@@ -221,23 +231,24 @@ _WORD_TEXT = (
 _WORDS = tuple(_WORD_TEXT.split())
 
 
+@functools.cache
 def exact_prompt(n_tokens: int, seed: int = 0) -> str:
     """A user text that is exactly ``n_tokens`` tokens in the o200k_harmony encoding (varied by ``seed``)."""
     from server.harmony.encoding import get_encoding
 
     encoding = get_encoding()
     rng = random.Random(seed)
-    words = [f"Request {seed}:"]
-    while len(encoding.encode(" ".join(words))) < n_tokens + 8:
-        words.append(rng.choice(_WORDS))
+    words = [f"Request {seed}:", *(rng.choice(_WORDS) for _ in range(n_tokens + 8))]
     tokens = encoding.encode(" ".join(words))
     for cut in range(n_tokens, max(n_tokens - 8, 0), -1):
         text = encoding.decode(tokens[:cut])
-        extra = 0
-        while len(encoding.encode(text)) < n_tokens and extra < 16:
+        count = len(encoding.encode(text))
+        for _ in range(16):
+            if count >= n_tokens:
+                break
             text += " " + rng.choice(_WORDS)
-            extra += 1
-        if len(encoding.encode(text)) == n_tokens:
+            count = len(encoding.encode(text))
+        if count == n_tokens:
             return text
     raise ValueError(f"could not build a prompt of exactly {n_tokens} tokens")
 
@@ -695,7 +706,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         for rep in range(args.repetitions):
             for concurrency in args.concurrency:
                 for name in ("bare", "ours"):
-                    n = args.num_requests or max(16, args.requests_per_concurrency * concurrency)
+                    n = args.num_requests or max(args.min_requests, args.requests_per_concurrency * concurrency)
                     sc = Scenario(concurrency, n, args.output_tokens, args.output_tokens, True, 2, args.time_limit)
                     summary, cpu, _ = measure_ceiling(name, servers[name][1], procs[name].pid, sc, not args.no_progress)
                     per_core = summary.output_tokens / cpu if cpu > 0 else math.nan
@@ -779,11 +790,18 @@ def build_parser() -> argparse.ArgumentParser:
     ceil.add_argument("--output-tokens", type=int, default=512, help="tokens per request (one per event)")
     ceil.add_argument("--repetitions", type=int, default=3)
     common(ceil)
-    ceil.set_defaults(func=cmd_ceiling, concurrency=[1, 8, 32], requests_per_concurrency=8)
+    ceil.add_argument("--min-requests", type=int, default=48)
+    ceil.set_defaults(func=cmd_ceiling, concurrency=[1, 8, 32], requests_per_concurrency=16)
     return p
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so the servers this process started are stopped on the way out."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ours-config", help="GPU: our server's YAML (engine settings must match the vLLM flags)")
     p.add_argument("--vllm-arg", action="append", default=[], help="extra vLLM server flag (repeat; GPU recipe)")
     args = p.parse_args(argv)
+    bench.exit_on_sigterm()
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
