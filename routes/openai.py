@@ -264,11 +264,24 @@ async def encode_stream(
     def choice(delta: dict[str, Any], logprobs: Any = None, **extra: Any) -> dict[str, Any]:
         return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None, **extra}
 
+    # The hot path: a text delta without logprobs or token ids. Everything but the text is constant per stream,
+    # so it is serialised once (same bytes as ``chunk(choice({key: text}))``).
+    head = sse_event({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model})
+    head = head[: -len(b"}\n\n")] + b',"choices":[{"index":0,"delta":{'
+    tail = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+    content_head, reasoning_head = head + b'"content":', head + b'"reasoning":'
+
     first_extra = {"prompt_token_ids": prompt_token_ids} if return_token_ids else {}
     yield chunk(choice({"role": "assistant", "content": ""}), **first_extra)
     try:
         async for event in events:
             if isinstance(event, Delta):
+                if event.logprobs is None and not return_token_ids and not event.tool_calls:
+                    if event.reasoning:
+                        yield reasoning_head + dumps(event.reasoning) + tail
+                    if event.content:
+                        yield content_head + dumps(event.content) + tail
+                    continue
                 logprobs = openai_logprobs(event.logprobs)
                 ids = {"token_ids": event.token_ids} if return_token_ids else {}
                 if event.reasoning:

@@ -143,86 +143,82 @@ class ChatService:
 
         Closing this iterator early (client disconnect, cancellation) aborts the engine request.
         """
-        self._active += 1
+        self._active += 1  # released when this generator ends or is closed
         try:
-            async for event in self._run(prepared):
-                yield event
+            request = prepared.request
+            sampling = request.sampling
+            decoder = HarmonyDecoder()
+            stops = StopMatcher(sampling.stop)
+            timings = Timings(start=time.time())
+            interval = self.limits.stream_interval
+            top_n = sampling.top_logprobs
+            generation = prepared.generation
+            completion_tokens = 0
+            reason: FinishReason = "stop"
+            stop_reason: int | str | None = None
+            stopped_by_text = False
+            error: str | None = None
+            pending: Delta | None = None
+            steps = 0
+            sent_any = False
+            engine_steps = self.engine.generate(generation)
+            try:
+                async for step in engine_steps:
+                    if step.token_ids:
+                        if timings.first_token is None:
+                            timings.first_token = time.time()
+                        completion_tokens += len(step.token_ids)
+                    delta = decoder.feed(step.token_ids)
+                    delta.token_ids = step.token_ids
+                    if step.logprobs is not None:
+                        delta.logprobs = _trim_logprobs(step.logprobs, top_n)
+                    if stops and delta.content:
+                        delta.content, hit = stops.feed(delta.content)
+                        if hit is not None:
+                            stopped_by_text, stop_reason = True, hit
+                    pending = delta if pending is None else _merge(pending, delta)
+                    steps += 1
+                    if stopped_by_text:
+                        break  # closing the engine stream below aborts the request
+                    if step.finish_reason is not None:
+                        reason = (
+                            "length"
+                            if step.finish_reason == "length"
+                            else ("abort" if step.finish_reason == "abort" else "stop")
+                        )
+                        stop_reason = step.stop_reason
+                        break
+                    # the first text goes out at once; later text every `interval` engine steps
+                    if (steps >= interval or not sent_any) and _visible(pending):
+                        yield pending
+                        pending, steps, sent_any = None, 0, True
+            except (EngineUnavailableError, InvalidRequestError) as exc:
+                reason, error = "error", exc.message
+            except Exception as exc:
+                log.exception("engine failed during request %s", prepared.request_id)
+                reason, error = "error", f"Internal error during generation ({exc.__class__.__name__})."
+            finally:
+                await engine_steps.aclose()  # type: ignore[attr-defined]
+
+            tail = decoder.finish()
+            if stopped_by_text:
+                tail.content = ""
+            elif stops:
+                tail.content, hit = stops.feed(tail.content)
+                if hit is not None:
+                    stop_reason = hit
+                else:
+                    tail.content += stops.flush()
+            pending = tail if pending is None else _merge(pending, tail)
+            if _visible(pending) or pending.token_ids:
+                yield pending
+            if reason == "stop" and decoder.has_tool_calls:
+                reason = "tool_calls"
+            timings.end = time.time()
+            usage = Usage(len(prepared.prompt_token_ids), completion_tokens, decoder.reasoning_tokens)
+            yield Finish(reason=reason, usage=usage, timings=timings, stop_reason=stop_reason, error=error)
         finally:
             self._active -= 1
-
-    async def _run(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
-        request = prepared.request
-        sampling = request.sampling
-        decoder = HarmonyDecoder()
-        stops = StopMatcher(sampling.stop)
-        timings = Timings(start=time.time())
-        interval = self.limits.stream_interval
-        top_n = sampling.top_logprobs
-        generation = prepared.generation
-        completion_tokens = 0
-        reason: FinishReason = "stop"
-        stop_reason: int | str | None = None
-        stopped_by_text = False
-        error: str | None = None
-        pending: Delta | None = None
-        steps = 0
-        sent_any = False
-        engine_steps = self.engine.generate(generation)
-        try:
-            async for step in engine_steps:
-                if step.token_ids:
-                    if timings.first_token is None:
-                        timings.first_token = time.time()
-                    completion_tokens += len(step.token_ids)
-                delta = decoder.feed(step.token_ids)
-                delta.token_ids = step.token_ids
-                if step.logprobs is not None:
-                    delta.logprobs = _trim_logprobs(step.logprobs, top_n)
-                if stops and delta.content:
-                    delta.content, hit = stops.feed(delta.content)
-                    if hit is not None:
-                        stopped_by_text, stop_reason = True, hit
-                pending = delta if pending is None else _merge(pending, delta)
-                steps += 1
-                if stopped_by_text:
-                    break  # closing the engine stream below aborts the request
-                if step.finish_reason is not None:
-                    reason = (
-                        "length"
-                        if step.finish_reason == "length"
-                        else ("abort" if step.finish_reason == "abort" else "stop")
-                    )
-                    stop_reason = step.stop_reason
-                    break
-                # the first text goes out at once; later text every `interval` engine steps
-                if (steps >= interval or not sent_any) and _visible(pending):
-                    yield pending
-                    pending, steps, sent_any = None, 0, True
-        except (EngineUnavailableError, InvalidRequestError) as exc:
-            reason, error = "error", exc.message
-        except Exception as exc:
-            log.exception("engine failed during request %s", prepared.request_id)
-            reason, error = "error", f"Internal error during generation ({exc.__class__.__name__})."
-        finally:
-            await engine_steps.aclose()  # type: ignore[attr-defined]
-
-        tail = decoder.finish()
-        if stopped_by_text:
-            tail.content = ""
-        elif stops:
-            tail.content, hit = stops.feed(tail.content)
-            if hit is not None:
-                stop_reason = hit
-            else:
-                tail.content += stops.flush()
-        pending = tail if pending is None else _merge(pending, tail)
-        if _visible(pending) or pending.token_ids:
-            yield pending
-        if reason == "stop" and decoder.has_tool_calls:
-            reason = "tool_calls"
-        timings.end = time.time()
-        usage = Usage(len(prepared.prompt_token_ids), completion_tokens, decoder.reasoning_tokens)
-        yield Finish(reason=reason, usage=usage, timings=timings, stop_reason=stop_reason, error=error)
 
     async def complete(self, prepared: PreparedRequest) -> ChatResult:
         """Run to the end and fold the stream. Call ``admit`` first."""

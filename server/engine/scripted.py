@@ -56,6 +56,8 @@ class ScriptedEngine:
             )
             for rule in load_rules(settings)
         ]
+        self._user = self._encoding.encode("user", disallowed_special=())
+        self._final_header = [CHANNEL, *self._encoding.encode("final", disallowed_special=()), MESSAGE]
         self._running: dict[str, asyncio.Event] = {}
         self._started = False
         self._info = EngineInfo(
@@ -94,7 +96,7 @@ class ScriptedEngine:
 
     def last_user_text(self, prompt: list[int]) -> str:
         """The content of the last user message in a rendered harmony prompt."""
-        user = self._encoding.encode("user", allowed_special="all")
+        user = self._user
         for i in range(len(prompt) - 1, -1, -1):
             if prompt[i] == START and prompt[i + 1 : i + 1 + len(user)] == user:
                 try:
@@ -113,7 +115,7 @@ class ScriptedEngine:
                     return list(rule.token_ids)
         # the echoed text is plain text: a user spelling "<|return|>" gets no control token
         text = self._encoding.encode(user_text, disallowed_special=())
-        return [CHANNEL, *self._encoding.encode("final"), MESSAGE, *text, RETURN]
+        return [*self._final_header, *text, RETURN]
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
         if not self._started:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
 
-from server.harmony.encoding import CALL, END, FIRST_SPECIAL_ID, RETURN, get_encoding
+from server.harmony.encoding import CALL, END, FIRST_SPECIAL_ID, MESSAGE, RETURN, get_encoding
 from server.types import Delta, ToolCallDelta
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,13 @@ class HarmonyDecoder:
         "_body",
         "_call_index",
         "_call_open",
+        "_channel",
         "_encoding",
         "_new_id",
         "_parser",
         "_pending",
         "_raw",
+        "_recipient",
         "reasoning_tokens",
         "rejected_tokens",
     )
@@ -66,6 +68,8 @@ class HarmonyDecoder:
         self._call_index = -1
         self._call_open = False  # a tool call was started for the message in progress
         self._body = False  # the message in progress has produced text
+        self._channel: str | None = None  # of the message in progress, once its header is complete
+        self._recipient: str | None = None  # a function recipient (tool call) of the message in progress
         self._new_id = new_tool_call_id
         self.reasoning_tokens = 0
         self.rejected_tokens = 0
@@ -87,29 +91,29 @@ class HarmonyDecoder:
                 self.rejected_tokens += 1
                 self._pending.append(token)
                 continue
-            channel = parser.current_channel
-            if channel == "analysis":
+            if token == MESSAGE:
+                # the header is complete: its channel and recipient hold for the whole message body
+                self._channel = parser.current_channel
+                recipient = parser.current_recipient
+                self._recipient = recipient if recipient and recipient not in ("assistant", "user") else None
+            if self._channel == "analysis":
                 self.reasoning_tokens += 1
             text = parser.last_content_delta
             if text:
                 self._body = True
-                recipient = parser.current_recipient
-                if recipient and recipient not in ("assistant", "user"):
-                    self._tool_text(delta, recipient, text)
-                elif channel == "analysis":
+                if self._recipient is not None:
+                    self._tool_text(delta, self._recipient, text)
+                elif self._channel == "analysis":
                     delta.reasoning += text
                 else:
                     delta.content += text
             if token in _MESSAGE_END:
-                if not self._call_open:
-                    # a call whose arguments were empty still is a call
-                    messages = parser.messages
-                    recipient = messages[-1].recipient if messages else None
-                    if recipient and recipient not in ("assistant", "user"):
-                        self._tool_text(delta, recipient, "")
+                if self._recipient is not None and not self._call_open:
+                    self._tool_text(delta, self._recipient, "")  # a call whose arguments were empty still is a call
                 self._pending.clear()
                 self._call_open = False
                 self._body = False
+                self._channel = self._recipient = None
             else:
                 self._pending.append(token)
         return delta
