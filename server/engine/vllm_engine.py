@@ -22,6 +22,17 @@ from server.types import TokenLogprob
 log = logging.getLogger(__name__)
 
 
+_SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+)
+
+
 def build_engine_args(settings: VllmSettings, model: str, served_model_name: str) -> dict[str, Any]:
     """Keyword arguments for ``AsyncEngineArgs`` (kept free of vLLM types so it is testable alone)."""
     args: dict[str, Any] = {
@@ -56,6 +67,7 @@ class VllmEngine:
         self._model = model
         self._served = served_model_name
         self._llm: Any = None
+        self._defaults: dict[str, Any] = {}
         self._info = EngineInfo(
             name="vllm", model=served_model_name, max_model_len=settings.max_model_len or 0, details={"path": model}
         )
@@ -76,6 +88,12 @@ class VllmEngine:
         # Loading takes from seconds to minutes: keep the event loop free (liveness stays answerable).
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, engine_args)
         self._info.max_model_len = int(self._llm.model_config.max_model_len)
+        # Like vLLM's own server: the checkpoint's generation_config.json supplies sampling defaults.
+        self._defaults = {
+            k: v for k, v in self._llm.model_config.get_diff_sampling_param().items() if k in _SAMPLING_FIELDS
+        }
+        if self._defaults:
+            log.info("sampling defaults from the model's generation config: %s", self._defaults)
         self._info.details["vllm_dist"] = _vllm_dist()
 
     async def shutdown(self) -> None:
@@ -133,12 +151,12 @@ class VllmEngine:
             "seed": s.seed,
             "logit_bias": s.logit_bias,
         }
-        for name in ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty"):
+        for name in _SAMPLING_FIELDS:
             value = getattr(s, name)
+            if value is None:
+                value = self._defaults.get(name)
             if value is not None:
                 kwargs[name] = value
-        if s.repetition_penalty is not None:
-            kwargs["repetition_penalty"] = s.repetition_penalty
         if s.logprobs:
             kwargs["logprobs"] = s.top_logprobs
         if request.constraint is not None:
