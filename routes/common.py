@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.context import ServerContext
-from server.errors import InvalidRequestError
+from server.errors import ClientDisconnectedError, InvalidRequestError
 from server.harmony.encoding import get_encoding
 from server.http.routing import validation_error
 from server.service import PreparedRequest
@@ -186,8 +186,8 @@ Ctx = Annotated[ServerContext, Depends(context)]
 
 
 async def start(ctx: ServerContext, prepared: PreparedRequest) -> None:
-    """Checks that must pass before the first byte (engine up, capacity)."""
-    await ctx.service.admit()
+    """Checks that must pass before the first byte (engine up, capacity); takes the admission slot."""
+    await ctx.service.admit(prepared)
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -204,8 +204,8 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if task not in done:
-            task.cancel()
-            raise asyncio.CancelledError("client disconnected")
+            task.cancel()  # aborts the engine request
+            raise ClientDisconnectedError("The client closed the connection before the answer was ready.")
         return task.result()
     finally:
         watcher.cancel()

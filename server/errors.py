@@ -11,6 +11,7 @@ Tree::
     │   ├── ModelNotFoundError       404 unknown model
     │   ├── NotFoundError            404 unknown path or object
     │   ├── PayloadTooLargeError     413 body over the configured limit
+    │   ├── ClientDisconnectedError  499 the client left before a non-streaming answer was ready
     │   └── RateLimitError           429 admission control (``retry_after`` seconds)
     └── EngineError                  5xx
         ├── EngineUnavailableError   503 engine dead, loading or shutting down
@@ -87,6 +88,13 @@ class MethodNotAllowedError(RequestError):
 class PayloadTooLargeError(RequestError):
     status = 413
     kind = "invalid_request_error"
+
+
+class ClientDisconnectedError(RequestError):
+    """The client went away before the answer was ready (nginx's 499; nobody reads the body)."""
+
+    status = 499
+    kind = "client_closed_request"
 
 
 class RateLimitError(RequestError):

@@ -4,10 +4,13 @@ and fold the stream into a result (so streaming and non-streaming answers cannot
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,6 +21,7 @@ from server.errors import (
     InternalError,
     InvalidRequestError,
     RateLimitError,
+    ServerError,
 )
 from server.harmony.constraints import output_constraint
 from server.harmony.decode import HarmonyDecoder
@@ -51,6 +55,7 @@ class PreparedRequest:
     prompt_token_ids: list[int]
     max_tokens: int
     generation: GenerationRequest
+    admitted: bool = False  # holds one of the service's admission slots
 
 
 class ChatService:
@@ -59,6 +64,8 @@ class ChatService:
         self.renderer = renderer
         self.limits = limits
         self._active = 0
+        self._running: dict[str, PreparedRequest] = {}
+        self._stopping = False
 
     @property
     def active_requests(self) -> int:
@@ -83,6 +90,8 @@ class ChatService:
             raise InvalidRequestError(
                 f"Stop sequences may be at most {self.limits.max_stop_length} characters long.", param="stop"
             )
+        constraint = self._constraint(request)  # cheap checks on schemas before the expensive render
+        check_text_runs(request, self.limits.max_word_chars)
         prompt = self.renderer.render(request)
         max_context = self.engine.info.max_model_len
         requested = request.sampling.max_tokens
@@ -111,13 +120,16 @@ class ChatService:
             sampling=request.sampling,
             max_tokens=max_tokens,
             stop_token_ids=STOP_TOKEN_IDS,
-            constraint=self._constraint(request),
+            constraint=constraint,
         )
         self.engine.validate(generation)
         return PreparedRequest(request, request_id, prompt, max_tokens, generation)
 
     def _constraint(self, request: ChatRequest) -> dict[str, object] | None:
         schemas = [t.parameters for t in request.tools if t.parameters] + [request.response_format.schema or {}]
+        param = "response_format" if request.response_format.schema else "tools"
+        if max(map(_depth, schemas)) > MAX_SCHEMA_DEPTH:
+            raise InvalidRequestError(f"JSON schemas may nest at most {MAX_SCHEMA_DEPTH} levels deep.", param=param)
         size = sum(len(json.dumps(s, separators=(",", ":"))) for s in schemas)
         if size > self.limits.max_schema_bytes:
             raise InvalidRequestError(
@@ -126,8 +138,14 @@ class ChatService:
             )
         return output_constraint(request, self.limits.constrained_reasoning_budget)
 
-    async def admit(self) -> None:
-        """Raise if the request cannot start now (engine down, too many requests)."""
+    async def admit(self, prepared: PreparedRequest) -> None:
+        """Take an admission slot for ``prepared`` or raise (shutting down, engine down, at capacity).
+
+        The check and the reservation happen in one step, so concurrent requests cannot all pass the check.
+        The slot is released when the request's event stream ends, is closed, or is dropped unstarted.
+        """
+        if self._stopping:
+            raise EngineUnavailableError("The server is shutting down.")
         await self.engine.check_health()
         if self._active >= self.limits.max_concurrent_requests:
             raise RateLimitError(
@@ -135,15 +153,39 @@ class ChatService:
                 "Please retry shortly.",
                 retry_after=1,
             )
+        self._active += 1
+        prepared.admitted = True
+        self._running[prepared.request_id] = prepared
+
+    def _release(self, prepared: PreparedRequest) -> None:
+        if prepared.admitted:
+            prepared.admitted = False
+            self._active -= 1
+            self._running.pop(prepared.request_id, None)
+
+    def begin_shutdown(self) -> None:
+        """New requests get 503 from now on; running ones continue."""
+        self._stopping = True
+
+    async def abort_all(self) -> int:
+        """Abort every running request: each stream ends with ``finish_reason: "abort"``."""
+        ids = list(self._running)
+        for request_id in ids:
+            await self.engine.abort(request_id)
+        return len(ids)
 
     # ---- the run ------------------------------------------------------------------------------
 
-    async def stream(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
+    def stream(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
         """Neutral events: ``Delta``s then exactly one ``Finish``. Call ``admit`` first.
 
         Closing this iterator early (client disconnect, cancellation) aborts the engine request.
         """
-        self._active += 1  # released when this generator ends or is closed
+        events = self._run(prepared)
+        weakref.finalize(events, self._release, prepared)  # a stream dropped before it started frees its slot
+        return events
+
+    async def _run(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
         try:
             request = prepared.request
             sampling = request.sampling
@@ -158,6 +200,7 @@ class ChatService:
             stop_reason: int | str | None = None
             stopped_by_text = False
             error: str | None = None
+            failure: Exception | None = None
             pending: Delta | None = None
             steps = 0
             sent_any = False
@@ -193,10 +236,11 @@ class ChatService:
                         yield pending
                         pending, steps, sent_any = None, 0, True
             except (EngineUnavailableError, InvalidRequestError) as exc:
-                reason, error = "error", exc.message
+                reason, error, failure = "error", exc.message, exc
             except Exception as exc:
                 log.exception("engine failed during request %s", prepared.request_id)
                 reason, error = "error", f"Internal error during generation ({exc.__class__.__name__})."
+                failure = InternalError(error)
             finally:
                 await engine_steps.aclose()  # type: ignore[attr-defined]
 
@@ -206,7 +250,7 @@ class ChatService:
             elif stops:
                 tail.content, hit = stops.feed(tail.content)
                 if hit is not None:
-                    stop_reason = hit
+                    reason, stop_reason = "stop", hit
                 else:
                     tail.content += stops.flush()
             pending = tail if pending is None else _merge(pending, tail)
@@ -216,9 +260,11 @@ class ChatService:
                 reason = "tool_calls"
             timings.end = time.time()
             usage = Usage(len(prepared.prompt_token_ids), completion_tokens, decoder.reasoning_tokens)
-            yield Finish(reason=reason, usage=usage, timings=timings, stop_reason=stop_reason, error=error)
+            yield Finish(
+                reason=reason, usage=usage, timings=timings, stop_reason=stop_reason, error=error, exception=failure
+            )
         finally:
-            self._active -= 1
+            self._release(prepared)
 
     async def complete(self, prepared: PreparedRequest) -> ChatResult:
         """Run to the end and fold the stream. Call ``admit`` first."""
@@ -249,6 +295,8 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
     if finish is None:
         raise InternalError("The generation ended without a result.")
     if finish.reason == "error":
+        if isinstance(finish.exception, ServerError):
+            raise finish.exception
         raise InternalError(finish.error or "Generation failed.")
     text = "".join(content)
     thought = "".join(reasoning)
@@ -274,6 +322,48 @@ def add_tool_call_parts(calls: dict[int, ToolCall], parts: list[ToolCallDelta]) 
             calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
         else:
             call.arguments += part.arguments
+
+
+MAX_SCHEMA_DEPTH = 64  # as vLLM bounds structured-output schemas
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value, without recursion (a hostile schema may be 1000 levels deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def check_text_runs(request: ChatRequest, limit: int) -> None:
+    """Refuse runs of letters/digits longer than ``limit`` characters anywhere in the prompt text.
+
+    Byte-pair encoding is quadratic in the length of one such run: 100k identical letters take seconds of CPU
+    (and a million crash the tokenizer), blocking every other request. Real text breaks words far sooner.
+    """
+    pattern = _run_pattern(limit)
+    texts: list[tuple[str, str]] = []
+    for i, m in enumerate(request.messages):
+        texts += [(f"messages.{i}.content", m.content or ""), (f"messages.{i}.reasoning", m.reasoning or "")]
+        texts += [(f"messages.{i}.tool_calls", c.arguments) for c in m.tool_calls]
+    texts += [("tools", json.dumps([t.description, t.parameters], ensure_ascii=False)) for t in request.tools]
+    for param, text in texts:
+        if len(text) > limit and pattern.search(text):
+            raise InvalidRequestError(
+                f"{param} contains a run of more than {limit} letters or digits without a break; "
+                "such text cannot be tokenized efficiently.",
+                param=param,
+            )
+
+
+@functools.cache
+def _run_pattern(limit: int) -> re.Pattern[str]:
+    return re.compile(rf"[^\W_]{{{limit + 1},}}")
 
 
 def _visible(delta: Delta) -> bool:

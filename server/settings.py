@@ -113,6 +113,8 @@ class LimitsSettings(_Section):
     stream_interval: int = Field(1, ge=1, le=1024)
     max_stop_sequences: int = Field(16, ge=0)
     max_stop_length: int = Field(256, ge=1)
+    # Longest run of letters/digits without a break accepted in prompt text (tokenizing one is quadratic).
+    max_word_chars: int = Field(4096, ge=64)
     # JSON schemas (response_format, tool parameters) larger than this are refused with a 400.
     max_schema_bytes: int = Field(64 * 1024, ge=256)
     # Constrained requests (json_schema, a named or required tool): reasoning tokens allowed before the grammar

@@ -156,6 +156,8 @@ class Finish:
     timings: Timings
     stop_reason: int | str | None = None
     error: str | None = None
+    # the typed error behind ``reason == "error"`` (a non-streaming answer re-raises it: 400, 503, 500...)
+    exception: Exception | None = None
 
 
 Event = Delta | Finish

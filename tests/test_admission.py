@@ -85,3 +85,28 @@ def test_readiness_reports_loading_then_ready(tmp_path: Path) -> None:
             httpx.post(live.base_url + "/v1/chat/completions", headers=headers, json=chat, timeout=10).status_code
             == 200
         )
+
+
+def test_simultaneous_requests_cannot_all_pass_admission(tmp_path: Path) -> None:
+    """Check and reservation are one step: a burst gets exactly the configured number of slots."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = scripted_settings(tmp_path, token_delay_s=0.05)
+    settings.limits.max_concurrent_requests = 2
+    with threaded_server(settings) as live:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        body = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "long"}], "max_tokens": 60}
+        barrier = threading.Barrier(24)
+
+        def send(stream: bool) -> int:
+            barrier.wait()
+            r = requests.post(
+                live.base_url + "/v1/chat/completions", headers=headers, json={**body, "stream": stream}, timeout=30
+            )
+            return r.status_code
+
+        with ThreadPoolExecutor(24) as pool:
+            codes = list(pool.map(send, [i % 2 == 0 for i in range(24)]))
+        # every request lasts 3 s (60 tokens, 50 ms each); all 24 arrive well within that
+        assert codes.count(200) == 2 and codes.count(429) == 22, codes
+        assert live.app.state.ctx.service.active_requests == 0

@@ -174,3 +174,43 @@ def test_unknown_fields_ignored(scripted_server: LiveServer) -> None:
 
 def test_server_survives_hostile_inputs(scripted_server: LiveServer) -> None:
     assert post(scripted_server, GOOD).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "a" * 100_000,  # one 100k-letter "word": quadratic to tokenize
+        "漢" * 20_000,
+        "a" * 1_000_000,  # crashes the tokenizer outright
+    ],
+    ids=["latin-run", "cjk-run", "million-run"],
+)
+def test_pathological_words_are_400_not_a_stall(scripted_server: LiveServer, content: str) -> None:
+    err = assert_error(post(scripted_server, {**GOOD, "messages": [{"role": "user", "content": content}]}), 400)
+    assert err["param"] == "messages.0.content" and "letters or digits" in err["message"]
+    assert post(scripted_server, GOOD).status_code == 200
+
+
+def test_long_normal_text_is_fine(scripted_server: LiveServer) -> None:
+    text = "word " * 20_000 + "x" * 4000  # long, but every run is short enough
+    assert post(scripted_server, {**GOOD, "messages": [{"role": "user", "content": text}]}).status_code == 200
+
+
+def _nested(depth: int) -> str:
+    """A schema nested ``depth`` levels, as JSON text (too deep for Python's own json encoder)."""
+    return '{"type":"object","properties":{"x":' * depth + '{"type":"string"}' + "}}" * depth
+
+
+@pytest.mark.parametrize("field", ["response_format", "tools"])
+@pytest.mark.parametrize("depth", [70, 500])  # past ~1000 the JSON parser itself refuses the body (also a 400)
+def test_deep_schemas_are_400(scripted_server: LiveServer, field: str, depth: int) -> None:
+    schema = _nested(depth)
+    extra = (
+        f'"response_format":{{"type":"json_schema","json_schema":{{"name":"x","schema":{schema}}}}}'
+        if field == "response_format"
+        else f'"tools":[{{"type":"function","function":{{"name":"f","parameters":{schema}}}}}]'
+    )
+    raw = f'{{"model":"gpt-oss-120b","messages":[{{"role":"user","content":"hi"}}],{extra}}}'.encode()
+    err = assert_error(post(scripted_server, raw=raw, headers={"Content-Type": "application/json"}), 400)
+    assert "levels deep" in err["message"]
+    assert post(scripted_server, GOOD).status_code == 200

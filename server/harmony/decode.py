@@ -51,6 +51,7 @@ class HarmonyDecoder:
         "_call_index",
         "_call_open",
         "_channel",
+        "_dropped",
         "_encoding",
         "_new_id",
         "_parser",
@@ -70,6 +71,7 @@ class HarmonyDecoder:
         self._body = False  # the message in progress has produced text
         self._channel: str | None = None  # of the message in progress, once its header is complete
         self._recipient: str | None = None  # a function recipient (tool call) of the message in progress
+        self._dropped = False  # the message in progress addresses an undeclared built-in tool
         self._new_id = new_tool_call_id
         self.reasoning_tokens = 0
         self.rejected_tokens = 0
@@ -95,13 +97,17 @@ class HarmonyDecoder:
                 # the header is complete: its channel and recipient hold for the whole message body
                 self._channel = parser.current_channel
                 recipient = parser.current_recipient
-                self._recipient = recipient if recipient and recipient not in ("assistant", "user") else None
+                self._recipient = recipient if recipient and recipient.startswith("functions.") else None
+                # a built-in tool the client never declared (browser.*, python): not a call it can answer
+                self._dropped = bool(recipient) and self._recipient is None and recipient not in ("assistant", "user")
             if self._channel == "analysis":
                 self.reasoning_tokens += 1
             text = parser.last_content_delta
             if text:
                 self._body = True
-                if self._recipient is not None:
+                if self._dropped:
+                    pass
+                elif self._recipient is not None:
                     self._tool_text(delta, self._recipient, text)
                 elif self._channel == "analysis":
                     delta.reasoning += text
@@ -114,6 +120,7 @@ class HarmonyDecoder:
                 self._call_open = False
                 self._body = False
                 self._channel = self._recipient = None
+                self._dropped = False
             else:
                 self._pending.append(token)
         return delta

@@ -17,6 +17,7 @@ from openai_harmony import (
     Author,
     Conversation,
     DeveloperContent,
+    HarmonyError,
     Message,
     ReasoningEffort,
     Role,
@@ -25,6 +26,7 @@ from openai_harmony import (
 )
 
 from server.errors import InvalidRequestError
+from server.harmony.decode import sanitize_tool_name
 from server.harmony.encoding import get_encoding
 from server.types import ChatMessage, ChatRequest
 
@@ -90,7 +92,7 @@ class HarmonyRenderer:
                 out.append(
                     Message.from_role_and_content(Role.ASSISTANT, call.arguments or "{}")
                     .with_channel("commentary")
-                    .with_recipient(f"functions.{call.name}")
+                    .with_recipient(f"functions.{sanitize_tool_name(call.name)}")
                     .with_content_type("<|constrain|>json")
                 )
             if msg.content:
@@ -104,7 +106,9 @@ class HarmonyRenderer:
                     param="messages",
                 )
             return [
-                Message.from_author_and_content(Author.new(Role.TOOL, f"functions.{name}"), msg.content or "")
+                Message.from_author_and_content(
+                    Author.new(Role.TOOL, f"functions.{sanitize_tool_name(name)}"), msg.content or ""
+                )
                 .with_channel("commentary")
                 .with_recipient("assistant")
             ]
@@ -113,7 +117,15 @@ class HarmonyRenderer:
     def render(self, request: ChatRequest) -> list[int]:
         """Prompt token ids, ending with ``<|start|>assistant`` (the model writes the rest)."""
         conversation = self.build_conversation(request)
-        return list(self._encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
+        try:
+            return list(self._encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
+        except (ValueError, RecursionError, HarmonyError) as exc:
+            raise InvalidRequestError(f"The conversation cannot be rendered: {exc}", param="messages") from exc
+        except BaseException as exc:
+            # harmony's Rust code reports a panic as pyo3's PanicException, a BaseException
+            if exc.__class__.__name__ != "PanicException":
+                raise
+            raise InvalidRequestError("The conversation cannot be tokenized.", param="messages") from exc
 
 
 def canonical_arguments(text: str) -> str:
