@@ -66,12 +66,21 @@ async def _load(ctx: ServerContext) -> None:
     log.info("engine ready (%s, max_model_len=%d)", ctx.engine.info.name, ctx.engine.info.max_model_len)
 
 
-async def _drain(ctx: ServerContext, timeout: float) -> None:
+async def drain(ctx: ServerContext, timeout: float) -> None:
+    """Stop admitting (503), let running requests finish for ``timeout`` seconds, then abort the rest: their
+    streams end with ``finish_reason: "abort"`` and the terminator rather than a cut connection."""
+    if ctx.readiness.state != "stopping":
+        ctx.readiness.set("stopping", "draining in-flight requests")
+    ctx.service.begin_shutdown()
     deadline = time.monotonic() + timeout
     while ctx.service.active_requests and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     if ctx.service.active_requests:
-        log.warning("drain timeout: %d requests still running are aborted", ctx.service.active_requests)
+        aborted = await ctx.service.abort_all()
+        log.warning("drain timeout: %d request(s) still running were aborted", aborted)
+        deadline = time.monotonic() + 5
+        while ctx.service.active_requests and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -83,8 +92,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         try:
             yield
         finally:
-            ctx.readiness.set("stopping")
-            await _drain(ctx, settings.server.drain_timeout_s)
+            await drain(ctx, settings.server.drain_timeout_s)
             loader.cancel()
             with contextlib.suppress(BaseException):
                 await loader

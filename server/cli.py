@@ -56,6 +56,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from routes import PROVIDERS
     from server.app import create_app
+    from server.http.server import DrainingServer
 
     settings = _settings(args)
     logging.basicConfig(
@@ -65,13 +66,14 @@ def serve(args: argparse.Namespace) -> int:
     ctx = app.state.ctx
     enabled = [f"{p.name} ({p.paths})" for p in PROVIDERS if p.enabled(ctx)]
     sys.stderr.write(banner(settings, len(ctx.keys), enabled) + "\n")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.server.log_level,
-        timeout_graceful_shutdown=int(settings.server.drain_timeout_s) + 5,
+        timeout_graceful_shutdown=int(settings.server.drain_timeout_s) + 10,
     )
+    DrainingServer(config, ctx).run()
     return 0
 
 

@@ -110,3 +110,55 @@ def test_simultaneous_requests_cannot_all_pass_admission(tmp_path: Path) -> None
         # every request lasts 3 s (60 tokens, 50 ms each); all 24 arrive well within that
         assert codes.count(200) == 2 and codes.count(429) == 22, codes
         assert live.app.state.ctx.service.active_requests == 0
+
+
+def test_sigterm_drains_then_aborts_cleanly_and_exits_0(tmp_path: Path) -> None:
+    """A real server process: SIGTERM mid-stream; new requests get 503 while draining; the stream that outlives
+    the drain timeout ends with finish_reason "abort" and [DONE]; the process exits with status 0."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO, SCRIPT_RULES, free_port
+
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    scripted = {"mode": "replay", "token_delay_s": 0.02, "rules": SCRIPT_RULES}
+    settings = {"engine": {"kind": "scripted", "scripted": scripted}, "server": {"drain_timeout_s": 1.0}}
+    config.write_text(json.dumps(settings))  # JSON is YAML
+    env = {**os.environ, "GPTOSS_API_KEYS": API_KEY, "GPTOSS_SERVER__PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, 60, proc)
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        body = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "long"}], "stream": True}
+        lines: list[str] = []
+        with (
+            httpx.Client(timeout=30) as http,
+            http.stream("POST", base + "/v1/chat/completions", headers=headers, json=body) as r,
+        ):
+            for line in r.iter_lines():
+                lines.append(line)
+                if len(lines) == 6:
+                    proc.send_signal(signal.SIGTERM)
+                    threading.Event().wait(0.3)
+                    refused = httpx.post(base + "/v1/chat/completions", headers=headers, json=body, timeout=10)
+                    assert refused.status_code == 503
+        events = [line for line in lines if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]"
+        finish = json.loads(events[-2][len("data: ") :])
+        assert finish["choices"][0]["finish_reason"] == "abort"
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
