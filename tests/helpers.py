@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ import uvicorn
 import yaml
 
 from server.app import create_app
-from server.engine.base import Engine
-from server.settings import Settings
+from server.engine.base import Engine, EngineStep, GenerationRequest
+from server.engine.scripted import ScriptedEngine
+from server.settings import ScriptedSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-0123456789abcdef"
@@ -66,6 +67,23 @@ SCRIPT_RULES: list[dict[str, str]] = [
         "<|start|>assistant<|channel|>final<|message|>It is 18°C and sunny in Paris.<|return|>",
     },
 ]
+
+
+class FailingEngine(ScriptedEngine):
+    """The scripted engine, dying after ``after`` steps with ``error`` (as a crashed vLLM would)."""
+
+    def __init__(self, settings: ScriptedSettings, *, after: int, error: Exception) -> None:
+        super().__init__(settings)
+        self._after = after
+        self._error = error
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        produced = 0
+        async for step in super().generate(request):
+            if produced == self._after:
+                raise self._error
+            produced += 1
+            yield step
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,9 @@ import pytest
 import requests
 
 from routes import aimlapi
-from server.engine.base import EngineStep, GenerationRequest
-from server.engine.scripted import ScriptedEngine
 from tests.cases.aimlapi import check_error
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
 
 GOLDEN = Path(__file__).parent / "golden" / "aimlapi"
 MODEL = "openai/gpt-oss-120b"
@@ -233,22 +231,11 @@ def test_openai_sdk_stream(scripted_server: LiveServer) -> None:
     assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
-class FailingEngine(ScriptedEngine):
-    """Fails after a few tokens, as an engine that dies mid-generation."""
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:  # type: ignore[override]
-        produced = 0
-        async for step in super().generate(request):
-            yield step
-            produced += 1
-            if produced == 12:
-                raise RuntimeError("engine died")
-
-
 @pytest.fixture(scope="module")
 def failing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = scripted_settings(tmp_path_factory.mktemp("aimlapi-failing"))
-    with threaded_server(settings, FailingEngine(settings.engine.scripted)) as live:
+    engine = FailingEngine(settings.engine.scripted, after=12, error=RuntimeError("engine died"))
+    with threaded_server(settings, engine) as live:
         yield live
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,10 @@ import jsonschema
 import pytest
 import requests
 
-from server.engine.base import EngineStep, GenerationRequest
-from server.engine.scripted import ScriptedEngine
 from server.errors import EngineUnavailableError
 from server.types import ChatRequest
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
 
 URL = "/api/v1"
 MODEL = "openai/gpt-oss-120b"
@@ -358,21 +356,10 @@ def test_body_too_large(scripted_server: LiveServer) -> None:
 # ---- switches and faults (own servers) -------------------------------------------------------------
 
 
-class FailingEngine(ScriptedEngine):
-    """Scripted engine that dies after a few tokens, as a crashed vLLM would."""
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
-        produced = 0
-        async for step in super().generate(request):
-            produced += 1
-            if produced > 6:
-                raise EngineUnavailableError("The engine died.")
-            yield step
-
-
 def test_error_during_stream(tmp_path: Path) -> None:
     settings = scripted_settings(tmp_path)
-    with threaded_server(settings, FailingEngine(settings.engine.scripted)) as live:
+    engine = FailingEngine(settings.engine.scripted, after=6, error=EngineUnavailableError("The engine died."))
+    with threaded_server(settings, engine) as live:
         raw = post(live, chat("long", stream=True)).content.decode()
         payloads, blocks = sse_payloads(raw)
         assert blocks[-1] == "data: [DONE]"

@@ -19,8 +19,7 @@ import requests
 from routes import e2e
 from tests.cases.e2e import BASE, check_error
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
-from tests.test_aimlapi_route import FailingEngine
+from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
 
 GOLDEN = Path(__file__).parent / "golden" / "e2e"
 MODEL = "gpt_oss_120b"
@@ -185,7 +184,8 @@ def test_continuous_usage(scripted_server: LiveServer) -> None:
 @pytest.fixture(scope="module")
 def failing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = scripted_settings(tmp_path_factory.mktemp("e2e-failing"))
-    with threaded_server(settings, FailingEngine(settings.engine.scripted)) as live:
+    engine = FailingEngine(settings.engine.scripted, after=12, error=RuntimeError("engine died"))
+    with threaded_server(settings, engine) as live:
         yield live
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,9 @@ import pytest
 import requests
 
 import routes.oxen
-from server.engine.base import EngineStep, GenerationRequest
-from server.engine.scripted import ScriptedEngine
 from server.errors import EngineUnavailableError
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
 
 CHAT = "/api/ai/chat/completions"
 GOLDEN = Path(__file__).parent / "golden" / "oxen"
@@ -437,21 +435,10 @@ def test_request_schema_is_what_we_accept(scripted_server: LiveServer) -> None:
 # ---- switches and faults (own servers) -------------------------------------------------------------
 
 
-class FailingEngine(ScriptedEngine):
-    """Scripted engine that dies after a few tokens, as a crashed vLLM would."""
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
-        produced = 0
-        async for step in super().generate(request):
-            produced += 1
-            if produced > 6:
-                raise EngineUnavailableError("The engine died.")
-            yield step
-
-
 def test_error_during_stream(tmp_path: Path) -> None:
     settings = scripted_settings(tmp_path)
-    with threaded_server(settings, FailingEngine(settings.engine.scripted)) as live:
+    engine = FailingEngine(settings.engine.scripted, after=6, error=EngineUnavailableError("The engine died."))
+    with threaded_server(settings, engine) as live:
         payloads, blocks = sse_payloads(post(live, chat("long", stream=True)).content.decode())
         assert blocks[-1] == "data: [DONE]"
         *chunks, error = payloads
