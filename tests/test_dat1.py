@@ -9,7 +9,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,10 @@ from routes import dat1
 from server.engine.base import EngineStep, GenerationRequest
 from server.engine.scripted import ScriptedEngine
 from server.harmony.encoding import get_encoding
-from server.settings import Dat1Settings
+from server.settings import Dat1Settings, ScriptedSettings
 from tests.cases.dat1 import INVOKE, MODEL, OPENAI_BASE, check_error
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
-from tests.test_aimlapi_route import FailingEngine
+from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
 
 GOLDEN = Path(__file__).parent / "golden" / "dat1"
 KEY = {"X-API-Key": API_KEY}
@@ -76,13 +75,18 @@ class RecordingEngine(ScriptedEngine):
 
 def start(
     tmp: Path,
-    engine: type[ScriptedEngine] = RecordingEngine,
+    engine: Callable[[ScriptedSettings], ScriptedEngine] = RecordingEngine,
     scripted: dict[str, Any] | None = None,
     **dat1_settings: Any,
 ) -> Any:
     settings = scripted_settings(tmp, **(scripted or {}))
     settings.providers.dat1 = Dat1Settings(**dat1_settings)
     return threaded_server(settings, engine(settings.engine.scripted))
+
+
+def failing(settings: ScriptedSettings) -> ScriptedEngine:
+    """An engine that dies after 12 steps."""
+    return FailingEngine(settings, after=12, error=RuntimeError("engine died"))
 
 
 @pytest.fixture(scope="module")
@@ -579,7 +583,7 @@ def test_open_ai_route_switches(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("era", ["A", "C"])
 def test_error_during_stream(tmp_path: Path, era: str) -> None:
-    with start(tmp_path, FailingEngine, stream_era=era) as live:
+    with start(tmp_path, failing, stream_era=era) as live:
         raw, payloads = stream_events(live, {"messages": REASON})
         check_error(post(live, {"messages": REASON}), 500)
         again = requests.post(
