@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from routes import Provider
 from routes.common import Ctx, complete, open_stream, openai_logprobs
-from routes.openai import ChatCompletionRequest, model_card, tool_calls_body, usage_body
+from routes.openai import ChatCompletionRequest, model_card, tool_call_delta, tool_calls_body, usage_body
 from server.context import ServerContext
 from server.errors import AuthenticationError, InvalidRequestError, ModelNotFoundError, ServerError
 from server.http.auth import bearer_token, require_key
@@ -228,13 +228,7 @@ async def encode_stream(
                     yield chunk(choice({"content": event.content}, logprobs, **ids))
                     logprobs, ids = None, {}
                 for part in event.tool_calls:
-                    call: dict[str, Any]
-                    if part.id is not None:
-                        call = {"id": part.id, "type": "function", "index": part.index}
-                        call["function"] = {"name": part.name, "arguments": part.arguments}
-                    else:
-                        call = {"index": part.index, "function": {"arguments": part.arguments}}
-                    yield chunk(choice({"tool_calls": [call]}, logprobs, **ids))
+                    yield chunk(choice({"tool_calls": [tool_call_delta(part)]}, logprobs, **ids))
                     logprobs, ids = None, {}
                 if logprobs is not None or ids:
                     yield chunk(choice({}, logprobs, **ids))

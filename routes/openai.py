@@ -35,7 +35,7 @@ from server.http.body import read_json_object
 from server.http.jsonio import SSE_DONE, dumps, sse_event
 from server.http.routing import error_route_class
 from server.http.sse import sse_response
-from server.types import ChatRequest, ChatResult, Delta, Event, Finish, SamplingOptions
+from server.types import ChatRequest, ChatResult, Delta, Event, Finish, SamplingOptions, ToolCallDelta
 
 NAME = "openai"
 CHAT_PATH = "/v1/chat/completions"
@@ -240,6 +240,18 @@ def completion_body(
 # ---- stream encoder ---------------------------------------------------------------------------------
 
 
+def tool_call_delta(part: ToolCallDelta) -> dict[str, Any]:
+    """vLLM's streamed tool-call part: id, type, index and name on the first part; index and arguments after."""
+    if part.id is not None:
+        return {
+            "id": part.id,
+            "type": "function",
+            "index": part.index,
+            "function": {"name": part.name, "arguments": part.arguments},
+        }
+    return {"index": part.index, "function": {"arguments": part.arguments}}
+
+
 async def encode_stream(
     events: AsyncIterator[Event],
     *,
@@ -291,13 +303,7 @@ async def encode_stream(
                     yield chunk(choice({"content": event.content}, logprobs, **ids))
                     logprobs, ids = None, {}
                 for part in event.tool_calls:
-                    call: dict[str, Any] = {"index": part.index}
-                    if part.id is not None:
-                        call = {"id": part.id, "type": "function", "index": part.index}
-                        call["function"] = {"name": part.name, "arguments": part.arguments}
-                    else:
-                        call["function"] = {"arguments": part.arguments}
-                    yield chunk(choice({"tool_calls": [call]}, logprobs, **ids))
+                    yield chunk(choice({"tool_calls": [tool_call_delta(part)]}, logprobs, **ids))
                     logprobs, ids = None, {}
                 if logprobs is not None or ids:
                     yield chunk(choice({}, logprobs, **ids))

@@ -7,6 +7,7 @@ from typing import Any
 import requests
 
 from routes import e2e as route
+from tests.cases.openai import EXPECTED, RANGE_ERRORS, SAMPLING  # the same request model (vLLM's)
 from tests.contract import ProviderCase, openai_logprobs_of, openai_stream_text
 
 BASE = "/project/p-5915/genai/gpt_oss_120b/v1"
@@ -27,36 +28,6 @@ def check_error(r: requests.Response, status: int) -> None:
 def pin(monkeypatch: Any) -> None:
     monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-82c7e2c5-a99c-4869-8068-49aa705812ba")
     monkeypatch.setattr(route, "now", lambda: 1770614085.0)
-
-
-# vLLM's sampling fields
-SAMPLING: dict[str, Any] = {
-    "temperature": 0.5,
-    "top_p": 0.9,
-    "top_k": 20,
-    "min_p": 0.1,
-    "seed": 42,
-    "stop": ["END"],
-    "presence_penalty": 0.5,
-    "frequency_penalty": 0.25,
-    "repetition_penalty": 1.1,
-    "logit_bias": {"100": -5},
-    "max_tokens": 50,
-    "logprobs": True,
-    "top_logprobs": 2,
-    "ignore_eos": True,
-    "min_tokens": 3,
-}
-EXPECTED = {**{k: v for k, v in SAMPLING.items() if k != "logit_bias"}, "logit_bias": {100: -5.0}}
-RANGE_ERRORS: list[dict[str, Any]] = [
-    {"max_tokens": 0},
-    {"max_tokens": 10_000_000},  # past the context window
-    {"top_p": 0},
-    {"logprobs": True, "top_logprobs": 21},
-    {"top_logprobs": 2},  # without logprobs
-    {"n": 2},
-    {"logit_bias": {"100": 101}},
-]
 
 
 def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:
