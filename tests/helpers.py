@@ -86,6 +86,16 @@ class FailingEngine(ScriptedEngine):
             yield step
 
 
+def assert_golden(path: Path, data: bytes | str) -> None:
+    """Exact bytes against a golden file; ``UPDATE_GOLDEN=1`` rewrites it instead (review the diff)."""
+    raw = data.encode() if isinstance(data, str) else data
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
+    assert path.exists(), f"missing golden {path} (run with UPDATE_GOLDEN=1 once)"
+    assert raw.decode() == path.read_bytes().decode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ envelope, the /v1 ownership switch, models endpoints, and one run on the real vL
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import requests
 from routes import aimlapi
 from tests.cases.aimlapi import check_error
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
 
 GOLDEN = Path(__file__).parent / "golden" / "aimlapi"
 MODEL = "openai/gpt-oss-120b"
@@ -87,11 +86,7 @@ def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def check_golden(name: str, data: bytes) -> None:
-    text = CALL_ID.sub('"id":"call_<id>"', data.decode())
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(GOLDEN / name, CALL_ID.sub('"id":"call_<id>"', data.decode()))
 
 
 # ---- non-streaming ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,7 +23,7 @@ from server.harmony.encoding import get_encoding
 from server.settings import Dat1Settings, ScriptedSettings
 from tests.cases.dat1 import INVOKE, MODEL, OPENAI_BASE, check_error
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
 
 GOLDEN = Path(__file__).parent / "golden" / "dat1"
 KEY = {"X-API-Key": API_KEY}
@@ -123,12 +122,7 @@ def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def check_golden(name: str, data: bytes) -> None:
     """Exact bytes, except the measured durations in `timings` (token counts stay exact)."""
-    text = MEASURED.sub(r'"\1":<measured>', data.decode())
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(GOLDEN / name, MEASURED.sub(r'"\1":<measured>', data.decode()))
 
 
 def check_timings(timings: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> None:

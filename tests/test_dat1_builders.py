@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from routes import dat1
 from server.errors import ContextLengthError, RateLimitError
 from server.settings import Dat1Settings
 from server.types import ChatResult, Delta, Event, Finish, Timings, ToolCallDelta, Usage
+from tests.helpers import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "dat1"
 COMPLETION_ID = "chatcmpl-a6oVnja9gLmx3o948hU46mWUD7sWjsPF"
@@ -63,10 +63,7 @@ def parse(body: dict[str, Any], **settings: Any) -> dat1.Dat1Request:
 
 
 def check_golden(name: str, data: bytes) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_bytes(data)
-    assert data == path.read_bytes()
+    assert_golden(GOLDEN / name, data)
 
 
 # ---- response builder -----------------------------------------------------------------------------------

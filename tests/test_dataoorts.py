@@ -4,7 +4,6 @@ against a live uvicorn server with the scripted engine (exact text and bytes ass
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import requests
 from server.errors import EngineUnavailableError
 from server.types import ChatRequest
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
 
 URL = "/api/v1"
 MODEL = "openai/gpt-oss-120b"
@@ -79,12 +78,7 @@ def cf_error(r: requests.Response, status: int, code: int) -> dict[str, Any]:
 
 def golden(name: str, actual: str) -> None:
     """Exact bytes, with the core's random tool-call ids normalised."""
-    actual = re.sub(r"call_[A-Za-z0-9]{24}", "call_ID", actual)
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual)
-    assert actual == path.read_text()
+    assert_golden(GOLDEN / name, re.sub(r"call_[A-Za-z0-9]{24}", "call_ID", actual))
 
 
 # ---- request format --------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ and one run on the real vLLM engine."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import requests
 from routes import e2e
 from tests.cases.e2e import BASE, check_error
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
 
 GOLDEN = Path(__file__).parent / "golden" / "e2e"
 MODEL = "gpt_oss_120b"
@@ -60,11 +59,7 @@ def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def check_golden(name: str, data: bytes) -> None:
-    text = CALL_ID.sub('"id":"call_<id>"', data.decode())
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
+    assert_golden(GOLDEN / name, CALL_ID.sub('"id":"call_<id>"', data.decode()))
 
 
 # ---- non-streaming ------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ OpenAPI document (hub v0.243.1, kept beside the goldens)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import requests
 import routes.oxen
 from server.errors import EngineUnavailableError
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
 
 CHAT = "/api/ai/chat/completions"
 GOLDEN = Path(__file__).parent / "golden" / "oxen"
@@ -119,11 +118,7 @@ def oxen_error(r: requests.Response, status: int, kind: str) -> dict[str, Any]:
 
 
 def golden(name: str, actual: str) -> None:
-    actual = re.sub(r"call_[A-Za-z0-9]{24}", "call_ID", actual)
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(actual)
-    assert actual == path.read_text()
+    assert_golden(GOLDEN / name, re.sub(r"call_[A-Za-z0-9]{24}", "call_ID", actual))
 
 
 # ---- chat completions ------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ there the reasoning is asserted absent.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from server.engine.base import EngineStep, GenerationRequest
 from server.harmony.encoding import get_encoding
 from tests.cases import all_cases
 from tests.contract import Call, ProviderCase, sse_payloads
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, assert_golden
 
 CASES = all_cases()
 GOLDEN = Path(__file__).parent / "golden" / "parity"
@@ -134,12 +133,7 @@ def normalize(raw: str) -> str:
 
 
 def check_golden(path: Path, raw: bytes) -> None:
-    text = normalize(raw.decode())
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"missing golden {path} (run with UPDATE_GOLDEN=1 once)"
-    assert text == path.read_text()
+    assert_golden(path, normalize(raw.decode()))
 
 
 def check_calls(calls: list[Call], transcript: Transcript) -> None:
