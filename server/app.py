@@ -17,7 +17,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from routes import PROVIDERS, openai, owner_of
+from routes import WIRE_APIS
+from routes.provider import Provider, owner_of
 from server import __version__
 from server.context import ServerContext
 from server.engine.base import Engine
@@ -83,7 +84,10 @@ async def drain(ctx: ServerContext, timeout: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, engine: Engine | None = None, wire_apis: tuple[Provider, ...] = WIRE_APIS
+) -> FastAPI:
+    """The app serving ``wire_apis`` (the registry by default; ``settings`` must hold their sections)."""
     ctx = build_context(settings, engine)
 
     @contextlib.asynccontextmanager
@@ -120,15 +124,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             body["engine_requests"] = ctx.engine.num_running()  # type: ignore[assignment]
         return Response(dumps(body), status_code=200 if state == "ready" else 503, media_type="application/json")
 
-    for provider in PROVIDERS:
+    for provider in wire_apis:
         if provider.enabled(ctx):
-            app.include_router(provider.router(ctx))
+            app.include_router(provider.http_side().router(ctx))
 
     def render(error: ServerError, request: Request) -> Response:
-        """In the envelope of the provider owning the path (longest prefix), else OpenAI's."""
-        owner = owner_of(request.url.path, ctx, PROVIDERS)
-        renderer = owner.render_error if owner is not None and owner.render_error else openai.render_error
-        return renderer(error, request)
+        """In the envelope of the wire API owning the path (longest prefix), else the first registered one's."""
+        owner = owner_of(request.url.path, ctx, wire_apis) or wire_apis[0]
+        return owner.http_side().render_error(error, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

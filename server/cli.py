@@ -54,7 +54,7 @@ def banner(settings: Settings, keys: int, providers: list[str]) -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from routes import PROVIDERS
+    from routes import WIRE_APIS
     from server.app import create_app
     from server.http.server import DrainingServer
 
@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     app = create_app(settings)
     ctx = app.state.ctx
-    enabled = [f"{p.name} ({p.paths})" for p in PROVIDERS if p.enabled(ctx)]
+    enabled = [f"{p.name} ({p.paths})" for p in WIRE_APIS if p.enabled(ctx)]
     sys.stderr.write(banner(settings, len(ctx.keys), enabled) + "\n")
     config = uvicorn.Config(
         app,

@@ -29,8 +29,3 @@ class ServerContext:
     keys: KeyStore
     readiness: Readiness = field(default_factory=Readiness)
     started_at: float = field(default_factory=time.time)
-
-    @property
-    def model_names(self) -> list[str]:
-        primary = self.settings.engine.served_model_name
-        return [primary, *[a for a in self.settings.providers.openai.model_aliases if a != primary]]

@@ -19,6 +19,8 @@ import httpx
 import uvicorn
 import yaml
 
+from routes import WIRE_APIS
+from routes.provider import Provider
 from server.app import create_app
 from server.engine.base import Engine, EngineStep, GenerationRequest
 from server.engine.scripted import ScriptedEngine
@@ -146,10 +148,12 @@ def wait_ready(base_url: str, timeout: float, process: subprocess.Popen[bytes] |
 
 
 @contextlib.contextmanager
-def threaded_server(settings: Settings, engine: Engine | None = None, *, wait: bool = True) -> Iterator[LiveServer]:
+def threaded_server(
+    settings: Settings, engine: Engine | None = None, *, wait: bool = True, wire_apis: tuple[Provider, ...] = WIRE_APIS
+) -> Iterator[LiveServer]:
     """A real uvicorn server on a loopback port, in a thread of this process (``wait``: until it is ready)."""
     port = free_port()
-    app = create_app(settings, engine)
+    app = create_app(settings, engine, wire_apis)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -15,7 +15,8 @@ import openai
 import pytest
 import requests
 
-from routes import aimlapi
+from routes.aimlapi import ids
+from routes.aimlapi.errors import AUTH_MESSAGE
 from tests.cases.aimlapi import check_error
 from tests.contract import sse_payloads
 from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
@@ -79,10 +80,10 @@ def post(server: LiveServer, body: Any, *, path: str = "/chat/completions", **kw
 @pytest.fixture
 def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pin ids and the clock (the threaded server runs in this process)."""
-    monkeypatch.setattr(aimlapi, "now", lambda: 1754554066.0)
-    monkeypatch.setattr(aimlapi, "new_id", lambda created: f"gen-{created}-7Rcl38Atg9I9CLPcnE3t")
-    monkeypatch.setattr(aimlapi, "new_inference_id", lambda: "00000000-0000-4000-8000-000000000000")
-    monkeypatch.setattr(aimlapi, "new_request_id", lambda: "hRNOI9BMsuLeZ76UNdGhS")
+    monkeypatch.setattr(ids, "now", lambda: 1754554066.0)
+    monkeypatch.setattr(ids, "new_id", lambda created: f"gen-{created}-7Rcl38Atg9I9CLPcnE3t")
+    monkeypatch.setattr(ids, "new_inference_id", lambda: "00000000-0000-4000-8000-000000000000")
+    monkeypatch.setattr(ids, "new_request_id", lambda: "hRNOI9BMsuLeZ76UNdGhS")
 
 
 def check_golden(name: str, data: bytes) -> None:
@@ -270,7 +271,7 @@ def test_auth_failures(scripted_server: LiveServer, headers: dict[str, str]) -> 
         timeout=30,
     )
     check_error(r, 401)
-    assert r.json()["message"] == aimlapi.AUTH_MESSAGE
+    assert r.json()["message"] == AUTH_MESSAGE
 
 
 def test_error_golden(scripted_server: LiveServer, pinned: None) -> None:

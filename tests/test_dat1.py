@@ -16,11 +16,12 @@ import openai
 import pytest
 import requests
 
-from routes import dat1
+from routes.dat1 import errors, ids
+from routes.dat1.settings import Dat1Settings
 from server.engine.base import EngineStep, GenerationRequest
 from server.engine.scripted import ScriptedEngine
 from server.harmony.encoding import get_encoding
-from server.settings import Dat1Settings, ScriptedSettings
+from server.settings import ScriptedSettings
 from tests.cases.dat1 import INVOKE, MODEL, OPENAI_BASE, check_error
 from tests.contract import sse_payloads
 from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
@@ -115,9 +116,9 @@ def last_prompt(server: LiveServer) -> str:
 @pytest.fixture
 def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     counter = itertools.count()
-    monkeypatch.setattr(dat1, "now", lambda: 1754303118)
-    monkeypatch.setattr(dat1, "new_id", lambda: "chatcmpl-a6oVnja9gLmx3o948hU46mWUD7sWjsPF")
-    monkeypatch.setattr(dat1, "new_tool_call_id", lambda: f"{next(counter):032d}")
+    monkeypatch.setattr(ids, "now", lambda: 1754303118)
+    monkeypatch.setattr(ids, "new_id", lambda: "chatcmpl-a6oVnja9gLmx3o948hU46mWUD7sWjsPF")
+    monkeypatch.setattr(ids, "new_tool_call_id", lambda: f"{next(counter):032d}")
 
 
 def check_golden(name: str, data: bytes) -> None:
@@ -427,7 +428,7 @@ def test_context_too_long(tmp_path: Path, server: LiveServer) -> None:
     big = [{"role": "user", "content": "word " * 140_000}]
     r = post(server, {"messages": big})
     check_error(r, 400)
-    assert r.json()["error"] == {"code": 400, "message": dat1.CONTEXT_ERROR_A, "type": "invalid_request_error"}
+    assert r.json()["error"] == {"code": 400, "message": errors.CONTEXT_ERROR_A, "type": "invalid_request_error"}
     with start(tmp_path, stream_era="C") as live:
         error = post(live, {"messages": big}).json()["error"]
     assert list(error) == ["code", "message", "type", "n_prompt_tokens", "n_ctx"]

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from routes import dat1
-from server.errors import ContextLengthError, RateLimitError
-from server.settings import Dat1Settings
-from server.types import ChatResult, Delta, Event, Finish, Timings, ToolCallDelta, Usage
+from routes.dat1 import errors, ids, request, response, stream
+from routes.dat1.settings import Dat1Settings
+from server.errors import ContextLengthError, InvalidRequestError, RateLimitError
+from server.harmony.encoding import get_encoding
+from server.http.jsonio import dumps
+from server.types import ChatResult, Delta, Event, Finish, Timings, ToolCall, ToolCallDelta, Usage
 from tests.helpers import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "dat1"
@@ -53,13 +55,13 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(autouse=True)
 def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
-    ids = iter(f"{i:032d}" for i in range(100))
-    monkeypatch.setattr(dat1, "now", lambda: 1754303118)
-    monkeypatch.setattr(dat1, "new_tool_call_id", lambda: next(ids))
+    tool_call_ids = iter(f"{i:032d}" for i in range(100))
+    monkeypatch.setattr(ids, "now", lambda: 1754303118)
+    monkeypatch.setattr(ids, "new_tool_call_id", lambda: next(tool_call_ids))
 
 
-def parse(body: dict[str, Any], **settings: Any) -> dat1.Dat1Request:
-    return dat1.parse_request(body, Dat1Settings(**settings), request_id="r")
+def parse(body: dict[str, Any], **settings: Any) -> request.Dat1Request:
+    return request.parse_request(body, Dat1Settings(**settings), request_id="r")
 
 
 def check_golden(name: str, data: bytes) -> None:
@@ -79,17 +81,17 @@ def test_documented_example_bytes() -> None:
         timings=DOC_TIMINGS,
     )
     # the docs' prompt_n is 1 of 33 prompt tokens: 32 came from llama-server's prompt cache
-    body = dat1.completion_body(
+    body = response.completion_body(
         result, completion_id=COMPLETION_ID, model="gpt-3.5-turbo", settings=Dat1Settings(), cache_n=32
     )
-    assert dat1.dumps(body) == json.dumps(DOC_RESPONSE, separators=(",", ":"), ensure_ascii=False).encode()
+    assert dumps(body) == json.dumps(DOC_RESPONSE, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def test_message_rules() -> None:
     def message(content: str | None, reasoning: str | None, calls: int, raw: bool = False) -> dict[str, Any]:
-        tool_calls = [dat1.ToolCall("call_x", "f", '{"a":1}') for _ in range(calls)]
+        tool_calls = [ToolCall("call_x", "f", '{"a":1}') for _ in range(calls)]
         result = ChatResult(content, reasoning, tool_calls, "tool_calls", Usage(1, 1), DOC_TIMINGS)
-        return dat1.message_body(result, raw_reasoning=raw)
+        return response.message_body(result, raw_reasoning=raw)
 
     assert message("", None, 0) == {"role": "assistant", "content": ""}
     assert message(None, " \n thought\t", 0) == {"role": "assistant", "reasoning_content": "thought", "content": ""}
@@ -106,7 +108,7 @@ def test_message_rules() -> None:
 
 
 def test_finish_reasons() -> None:
-    assert [dat1.finish_reason(r) for r in ("stop", "tool_calls", "length", "abort")] == [
+    assert [response.finish_reason(r) for r in ("stop", "tool_calls", "length", "abort")] == [
         "stop",
         "tool_calls",
         "length",
@@ -115,14 +117,14 @@ def test_finish_reasons() -> None:
 
 
 def test_timings_math() -> None:
-    t = dat1.timings_body(33, 10.662, 8, 60.236, era="A")
+    t = response.timings_body(33, 10.662, 8, 60.236, era="A")
     assert t["prompt_per_token_ms"] == 10.662 / 33 and t["prompt_per_second"] == 1e3 / 10.662 * 33
     # whole microseconds, and C++ division: 0/0 and x/0 serialise as null, as nlohmann writes NaN and inf
-    zero = dat1.timings_body(5, 0.0004, 0, 0.0, era="B")
+    zero = response.timings_body(5, 0.0004, 0, 0.0, era="B")
     assert zero["prompt_ms"] == 0.0 and next(iter(zero)) == "cache_n"
     assert math.isinf(zero["prompt_per_second"]) and math.isnan(zero["predicted_per_token_ms"])
-    assert json.loads(dat1.dumps(zero))["predicted_per_second"] is None
-    assert dat1.usage_body(3, 4, era="C") == {
+    assert json.loads(dumps(zero))["predicted_per_second"] is None
+    assert response.usage_body(3, 4, era="C") == {
         "completion_tokens": 4,
         "prompt_tokens": 3,
         "total_tokens": 7,
@@ -142,10 +144,10 @@ def events(*items: Event) -> AsyncIterator[Event]:
 
 
 def stream_bytes(items: list[Event], settings: Dat1Settings, **options: Any) -> bytes:
-    opts = dat1.StreamOptions(completion_id=COMPLETION_ID, model="gpt-3.5-turbo", prompt_tokens=33, **options)
+    opts = stream.StreamOptions(completion_id=COMPLETION_ID, model="gpt-3.5-turbo", prompt_tokens=33, **options)
 
     async def run() -> bytes:
-        return b"".join([part async for part in dat1.encode_stream(events(*items), settings=settings, opts=opts)])
+        return b"".join([part async for part in stream.encode_stream(events(*items), settings=settings, opts=opts)])
 
     return asyncio.run(run())
 
@@ -216,13 +218,13 @@ def test_defaults_are_llama_servers() -> None:
     [(3, 3), (True, 1), (2.9, 2), (-2.9, -2), (2**32 + 5, 5), (2**31, -(2**31)), (1e30, -(2**31)), ("7", 9), ([], 9)],
 )
 def test_json_int_converts_like_cpp(value: Any, expected: int) -> None:
-    assert dat1.json_int({"k": value}, "k", 9) == expected
+    assert request.json_int({"k": value}, "k", 9) == expected
 
 
 def test_json_value_fallbacks() -> None:
-    assert dat1.json_float({"k": True}, "k", 0.5) == 1.0 and dat1.json_float({"k": "x"}, "k", 0.5) == 0.5
-    assert dat1.json_bool({"k": 1}, "k", False) is False and dat1.json_bool({"k": None}, "k", True) is True
-    assert dat1.json_str({"k": 5}, "k", "d") == "d" and dat1.json_str("not an object", "k", "d") == "d"
+    assert request.json_float({"k": True}, "k", 0.5) == 1.0 and request.json_float({"k": "x"}, "k", 0.5) == 0.5
+    assert request.json_bool({"k": 1}, "k", False) is False and request.json_bool({"k": None}, "k", True) is True
+    assert request.json_str({"k": 5}, "k", "d") == "d" and request.json_str("not an object", "k", "d") == "d"
 
 
 def test_values_are_clamped_into_the_engines_ranges() -> None:
@@ -240,9 +242,9 @@ def test_values_are_clamped_into_the_engines_ranges() -> None:
             "seed": -1,
         }
     ).chat.sampling
-    assert s.temperature == 2.0 and 0 < s.top_p <= 1e-6 and s.top_k == dat1.N_VOCAB and s.min_p == 0.0
+    assert s.temperature == 2.0 and 0 < s.top_p <= 1e-6 and s.top_k == request.N_VOCAB and s.min_p == 0.0
     assert (s.presence_penalty, s.frequency_penalty, s.repetition_penalty) == (2.0, -2.0, None)
-    assert s.logprobs and s.top_logprobs == dat1.MAX_LOGPROBS and s.seed is None
+    assert s.logprobs and s.top_logprobs == request.MAX_LOGPROBS and s.seed is None
     s = parse({"messages": MESSAGES, "temperature": -1, "top_p": 5, "top_k": 0, "seed": 2**32 + 7}).chat.sampling
     assert (s.temperature, s.top_p, s.top_k, s.seed) == (0.0, 1.0, -1, 7)
     assert parse({"messages": MESSAGES, "repeat_penalty": 1.3}).chat.sampling.repetition_penalty == 1.3
@@ -262,10 +264,10 @@ def test_stop_and_logit_bias() -> None:
     bias = parse({"messages": MESSAGES, "logit_bias": {"5": 2.5, "7": False, "-1": 1, "999999": 1}}).chat.sampling
     assert bias.logit_bias == {5: 2.5, 7: -100.0}
     pairs = parse({"messages": MESSAGES, "logit_bias": [[9, 1e9], [True, 1], ["hello", -3], [1, "x"]]}).chat.sampling
-    hello = dat1.get_encoding().encode("hello", disallowed_special=())
+    hello = get_encoding().encode("hello", disallowed_special=())
     assert pairs.logit_bias == {9: 100.0, **dict.fromkeys(hello, -3.0)}
-    with pytest.raises(dat1.InvalidRequestError):
-        parse({"messages": MESSAGES, "logit_bias": {str(i): 1 for i in range(dat1.MAX_LOGIT_BIAS + 1)}})
+    with pytest.raises(InvalidRequestError):
+        parse({"messages": MESSAGES, "logit_bias": {str(i): 1 for i in range(request.MAX_LOGIT_BIAS + 1)}})
 
 
 def test_tools_and_formats() -> None:
@@ -279,7 +281,7 @@ def test_tools_and_formats() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     fmt = parse({"messages": MESSAGES, "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}})
     assert fmt.chat.response_format.type == "json_schema" and fmt.chat.response_format.schema == schema
-    with pytest.raises(dat1.ParseError, match="Cannot use both json_schema and grammar"):
+    with pytest.raises(errors.ParseError, match="Cannot use both json_schema and grammar"):
         parse({"messages": MESSAGES, "json_schema": {}, "grammar": "root ::= x"})
 
 
@@ -304,7 +306,7 @@ def test_messages_map_to_core() -> None:
         ("c1", "f", "{}")
     ]
     assert tool.tool_call_id == "c1" and tool.content == "42"
-    with pytest.raises(dat1.ParseError, match="key 'arguments' not found"):
+    with pytest.raises(errors.ParseError, match="key 'arguments' not found"):
         parse({"messages": [{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}]})
 
 
@@ -328,25 +330,25 @@ def test_reasoning_effort_and_format() -> None:
 def test_error_info() -> None:
     settings = Dat1Settings()
     context = ContextLengthError("x", prompt_tokens=9000, max_context=8192)
-    assert dat1.error_info(context, settings) == {
+    assert errors.error_info(context, settings) == {
         "code": 400,
-        "message": dat1.CONTEXT_ERROR_A,
+        "message": errors.CONTEXT_ERROR_A,
         "type": "invalid_request_error",
     }
-    assert dat1.error_info(context, Dat1Settings(stream_era="C")) == {
+    assert errors.error_info(context, Dat1Settings(stream_era="C")) == {
         "code": 400,
         "message": "request (9000 tokens) exceeds the available context size (8192 tokens), try increasing it",
         "type": "exceed_context_size_error",
         "n_prompt_tokens": 9000,
         "n_ctx": 8192,
     }
-    parse_error = dat1.ParseError("'messages' is required")
-    assert dat1.error_info(parse_error, settings)["code"] == 400
-    assert dat1.error_info(parse_error, Dat1Settings(parse_errors_as_server_error=True)) == {
+    parse_error = errors.ParseError("'messages' is required")
+    assert errors.error_info(parse_error, settings)["code"] == 400
+    assert errors.error_info(parse_error, Dat1Settings(parse_errors_as_server_error=True)) == {
         "code": 500,
         "message": "'messages' is required",
         "type": "server_error",
     }
-    response = dat1.render_error(RateLimitError("busy", retry_after=3))
-    assert response.status_code == 429 and response.headers["retry-after"] == "3"
-    assert json.loads(response.body)["error"]["type"] == "rate_limit_error"
+    rendered = errors.render_error(RateLimitError("busy", retry_after=3))
+    assert rendered.status_code == 429 and rendered.headers["retry-after"] == "3"
+    assert json.loads(rendered.body)["error"]["type"] == "rate_limit_error"

@@ -15,7 +15,7 @@ import openai
 import pytest
 import requests
 
-from routes import e2e
+from routes.e2e import ids
 from tests.cases.e2e import BASE, check_error
 from tests.contract import sse_payloads
 from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
@@ -54,8 +54,8 @@ def post(server: LiveServer, body: Any, *, path: str = BASE + "/chat/completions
 
 @pytest.fixture
 def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(e2e, "now", lambda: 1770614085.0)
-    monkeypatch.setattr(e2e, "new_id", lambda: "chatcmpl-82c7e2c5-a99c-4869-8068-49aa705812ba")
+    monkeypatch.setattr(ids, "now", lambda: 1770614085.0)
+    monkeypatch.setattr(ids, "new_id", lambda: "chatcmpl-82c7e2c5-a99c-4869-8068-49aa705812ba")
 
 
 def check_golden(name: str, data: bytes) -> None:

@@ -15,7 +15,7 @@ import openai
 import pytest
 import requests
 
-import routes.oxen
+from routes.oxen import ids
 from server.errors import EngineUnavailableError
 from tests.contract import sse_payloads
 from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
@@ -231,8 +231,8 @@ def test_max_tokens_and_stop(client: openai.OpenAI) -> None:
 
 @pytest.fixture
 def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(routes.oxen, "new_id", lambda: "chatcmpl-00000000-0000-4000-8000-000000000000")
-    monkeypatch.setattr(routes.oxen, "now", lambda: 1775090332)
+    monkeypatch.setattr(ids, "new_id", lambda: "chatcmpl-00000000-0000-4000-8000-000000000000")
+    monkeypatch.setattr(ids, "now", lambda: 1775090332)
 
 
 @pytest.mark.usefixtures("pinned")

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from routes import aimlapi as route
+from routes.aimlapi import ids
 from tests.contract import ProviderCase, openai_stream_text
 
 MODEL = "openai/gpt-oss-120b"
@@ -27,8 +27,8 @@ def check_error(r: requests.Response, status: int) -> None:
 
 
 def pin(monkeypatch: Any) -> None:
-    monkeypatch.setattr(route, "now", lambda: 1754554066.0)
-    monkeypatch.setattr(route, "new_id", lambda created: f"gen-{created}-7Rcl38Atg9I9CLPcnE3t")
+    monkeypatch.setattr(ids, "now", lambda: 1754554066.0)
+    monkeypatch.setattr(ids, "new_id", lambda created: f"gen-{created}-7Rcl38Atg9I9CLPcnE3t")
 
 
 # the spec's sampling fields (no stop, no logprobs since 2025-08-26)

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from routes import dat1 as route
+from routes.dat1 import ids
 from tests.contract import ProviderCase, openai_logprobs_of, openai_stream_text
 
 INVOKE = "/api/v1/collection/gpt-120-oss/invoke-chat"
@@ -29,9 +29,9 @@ def check_error(r: requests.Response, status: int) -> None:
 
 def pin(monkeypatch: Any) -> None:
     counter = itertools.count()
-    monkeypatch.setattr(route, "now", lambda: 1754303118)
-    monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-a6oVnja9gLmx3o948hU46mWUD7sWjsPF")
-    monkeypatch.setattr(route, "new_tool_call_id", lambda: f"{next(counter):032d}")
+    monkeypatch.setattr(ids, "now", lambda: 1754303118)
+    monkeypatch.setattr(ids, "new_id", lambda: "chatcmpl-a6oVnja9gLmx3o948hU46mWUD7sWjsPF")
+    monkeypatch.setattr(ids, "new_tool_call_id", lambda: f"{next(counter):032d}")
 
 
 # llama-server's features: response_format json_schema, tool_choice as a string only (an object is the wrong type

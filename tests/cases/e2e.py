@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from routes import e2e as route
+from routes.e2e import ids
 from tests.cases.openai import EXPECTED, RANGE_ERRORS, SAMPLING  # the same request model (vLLM's)
 from tests.contract import ProviderCase, openai_logprobs_of, openai_stream_text
 
@@ -26,8 +26,8 @@ def check_error(r: requests.Response, status: int) -> None:
 
 
 def pin(monkeypatch: Any) -> None:
-    monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-82c7e2c5-a99c-4869-8068-49aa705812ba")
-    monkeypatch.setattr(route, "now", lambda: 1770614085.0)
+    monkeypatch.setattr(ids, "new_id", lambda: "chatcmpl-82c7e2c5-a99c-4869-8068-49aa705812ba")
+    monkeypatch.setattr(ids, "now", lambda: 1770614085.0)
 
 
 def body(messages: list[dict[str, Any]], stream: bool, extra: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from typing import Any
 
 import requests
 
-from routes import openai as route
+from routes.openai import ids
 from tests.contract import ProviderCase, openai_logprobs_of, openai_stream_text
 
 
@@ -16,8 +16,8 @@ def check_error(r: requests.Response, status: int) -> None:
 
 
 def pin(monkeypatch: Any) -> None:
-    monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-0123456789abcdef0123456789abcdef")
-    monkeypatch.setattr(route, "now", lambda: 1770614085.0)
+    monkeypatch.setattr(ids, "new_id", lambda: "chatcmpl-0123456789abcdef0123456789abcdef")
+    monkeypatch.setattr(ids, "now", lambda: 1770614085.0)
 
 
 # vLLM's sampling fields

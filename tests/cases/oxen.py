@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from routes import oxen as route
+from routes.oxen import ids
 from tests.contract import ProviderCase, openai_stream_text
 
 
@@ -28,8 +28,8 @@ def check_error(r: requests.Response, status: int) -> None:
 
 
 def pin(monkeypatch: Any) -> None:
-    monkeypatch.setattr(route, "new_id", lambda: "chatcmpl-00000000-0000-4000-8000-000000000000")
-    monkeypatch.setattr(route, "now", lambda: 1775090332)
+    monkeypatch.setattr(ids, "new_id", lambda: "chatcmpl-00000000-0000-4000-8000-000000000000")
+    monkeypatch.setattr(ids, "now", lambda: 1775090332)
 
 
 # Oxen's documented fields (temperature 0-2, top_p, penalties, max_tokens) and the OpenAI ones its clients send

@@ -1,49 +1,16 @@
-"""Parts every provider route shares: OpenAI-style message parsing into core types, running a chat
-request (streaming or not) with disconnect handling, and small helpers for ids and tokens."""
+"""OpenAI-style chat requests (messages, content parts, tools, tool_choice, response_format) into core types.
+
+Every OpenAI-like wire API parses these pieces the same way; its own request model composes them.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import string
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from server.context import ServerContext
-from server.errors import ClientDisconnectedError, InvalidRequestError
-from server.harmony.encoding import get_encoding
-from server.http.routing import validation_error
-from server.service import PreparedRequest
-from server.types import (
-    ChatMessage,
-    ChatResult,
-    Event,
-    FunctionTool,
-    ResponseFormat,
-    TokenLogprob,
-    ToolCall,
-    ToolChoice,
-)
-
-ALNUM = string.ascii_letters + string.digits
-T = TypeVar("T", bound=BaseModel)
-
-
-def random_alnum(n: int) -> str:
-    return "".join(secrets.choice(ALNUM) for _ in range(n))
-
-
-def parse_body(model: type[T], body: dict[str, Any]) -> T:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-
-
-# ---- OpenAI-style chat messages (shared by every OpenAI-like provider) ------------------------------
+from server.errors import InvalidRequestError
+from server.types import ChatMessage, ChatRequest, FunctionTool, ResponseFormat, SamplingOptions, ToolCall, ToolChoice
 
 
 class _Loose(BaseModel):
@@ -174,81 +141,41 @@ def response_format_to_core(value: dict[str, Any] | None) -> ResponseFormat:
     raise InvalidRequestError(f"Unsupported response_format type '{kind}'.", param="response_format")
 
 
-# ---- running a request ------------------------------------------------------------------------------
-
-
-def context(request: Request) -> ServerContext:
-    """The running server's shared state (a FastAPI dependency)."""
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServerContext, Depends(context)]
-
-
-async def start(ctx: ServerContext, prepared: PreparedRequest) -> None:
-    """Checks that must pass before the first byte (engine up, capacity); takes the admission slot."""
-    await ctx.service.admit(prepared)
-
-
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work``; cancel it (aborting the engine request) if the client goes away first."""
-    task = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                return
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task not in done:
-            task.cancel()  # aborts the engine request
-            raise ClientDisconnectedError("The client closed the connection before the answer was ready.")
-        return task.result()
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-
-
-async def complete(ctx: ServerContext, request: Request, prepared: PreparedRequest) -> ChatResult:
-    await start(ctx, prepared)
-    return await until_disconnect(request, ctx.service.complete(prepared))
-
-
-async def open_stream(ctx: ServerContext, prepared: PreparedRequest) -> AsyncIterator[Event]:
-    await start(ctx, prepared)
-    return ctx.service.stream(prepared)
-
-
-EncodeStream = Callable[[AsyncIterator[Event]], AsyncIterator[bytes]]
-
-
-# ---- tokens -----------------------------------------------------------------------------------------
-
-
-def token_text(token_id: int) -> str:
-    return get_encoding().decode([token_id])
-
-
-def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None:
-    """``{"content": [...]}`` in OpenAI's chat logprobs shape."""
-    if entries is None:
+def stop_as_list(value: str | list[str] | None) -> list[str] | None:
+    """OpenAI's ``stop``: one string or a list of them (for a request model's ``field_validator("stop")``)."""
+    if value is None:
         return None
-    content = []
-    for entry in entries:
-        text = token_text(entry.token_id)
-        content.append(
-            {
-                "token": text,
-                "logprob": max(entry.logprob, -9999.0),
-                "bytes": list(text.encode()),
-                "top_logprobs": [
-                    {"token": (t := token_text(tid)), "logprob": max(lp, -9999.0), "bytes": list(t.encode())}
-                    for tid, lp in entry.top
-                ],
-            }
-        )
-    return {"content": content}
+    return [value] if isinstance(value, str) else value
+
+
+def chat_to_core(
+    *,
+    messages: list[MessageIn],
+    sampling: SamplingOptions,
+    reasoning_effort: str | None,
+    tools: list[ToolDef] | None,
+    tool_choice: str | NamedToolChoice | None,
+    response_format: dict[str, Any] | None,
+    request_id: str,
+) -> ChatRequest:
+    """An OpenAI-style chat request's pieces into the core's ``ChatRequest``."""
+    core_tools = tools_to_core(tools)
+    return ChatRequest(
+        messages=messages_to_core(messages),
+        sampling=sampling,
+        reasoning_effort=reasoning_effort,  # type: ignore[arg-type]
+        tools=core_tools,
+        tool_choice=tool_choice_to_core(tool_choice, core_tools),
+        response_format=response_format_to_core(response_format),
+        request_id=request_id,
+    )
+
+
+def check_logit_bias(value: dict[str, float] | None) -> dict[str, float] | None:
+    """OpenAI's ``logit_bias``: token-id keys, values within ±100 (for a ``field_validator("logit_bias")``)."""
+    for key, bias in (value or {}).items():
+        if not key.isdigit() or int(key) >= 201088:
+            raise ValueError(f"logit_bias key '{key}' is not a token id")
+        if not -100.0 <= bias <= 100.0:
+            raise ValueError("logit_bias values must be between -100 and 100")
+    return value

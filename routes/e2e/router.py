@@ -1,0 +1,83 @@
+"""E2E's paths: ``POST /project/{p-id}/genai/<model>/v1/chat/completions`` and ``GET .../v1/models``, Bearer auth
+(the TIR auth token)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from routes.e2e import ids
+from routes.e2e.errors import render_error, stream_error
+from routes.e2e.request import check_model, read_request
+from routes.e2e.response import shape
+from routes.e2e.settings import section
+from routes.openai.response import model_card
+from routes.shared.run import Ctx, complete, open_stream
+from routes.shared.vllm_response import completion_body
+from routes.shared.vllm_stream import StreamRequest, encode_stream
+from server.context import ServerContext
+from server.http.auth import bearer_token, require_key
+from server.http.jsonio import dumps
+from server.http.routing import error_route_class
+from server.http.sse import sse_response
+
+__all__ = ["prefixes", "render_error", "router"]
+
+PREFIX = "/project/{project}/genai/{model_path}/v1"
+CHAT_PATH = "/chat/completions"
+MODELS_PATH = "/models"
+
+
+def prefixes(ctx: ServerContext) -> tuple[str, ...]:
+    return ("/project",)
+
+
+def authenticate(request: Request, ctx: Ctx) -> None:
+    """``Authorization: Bearer <TIR auth token>``."""
+    require_key(
+        ctx.keys,
+        bearer_token(request),
+        missing="Unauthorized: missing auth token.",
+        invalid="Unauthorized: invalid auth token.",
+    )
+
+
+def router(ctx: ServerContext) -> APIRouter:
+    prefix = PREFIX.replace("{model_path}", section(ctx).model_name)
+    api = APIRouter(route_class=error_route_class(render_error), dependencies=[Depends(authenticate)])
+
+    @api.post(prefix + CHAT_PATH)
+    async def chat_completions(project: str, request: Request, ctx: Ctx) -> Response:
+        # `?project_id=` (documented since 2026) is accepted and ignored, as the path already names the project.
+        s = section(ctx)
+        body = await read_request(request, ctx.settings.limits.max_body_bytes)
+        check_model(s, body.model)
+        completion_id = ids.new_id()
+        prepared = ctx.service.prepare(body.to_core(completion_id))
+        created = int(ids.now())
+        if body.stream:
+            events = await open_stream(ctx, prepared)
+            options = body.stream_options
+            stream = StreamRequest(
+                completion_id=completion_id,
+                created=created,
+                include_usage=bool(options and options.include_usage),
+                continuous_usage=bool(options and options.continuous_usage_stats),
+                return_token_ids=body.return_token_ids,
+                prompt_token_ids=prepared.prompt_token_ids,
+            )
+            return sse_response(encode_stream(events, shape(s), stream, stream_error(s)))
+        result = await complete(ctx, request, prepared)
+        payload = completion_body(
+            result, shape(s), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
+        )
+        return Response(dumps(payload), media_type="application/json")
+
+    if section(ctx).models_route:
+
+        @api.get(prefix + MODELS_PATH)
+        async def list_models(project: str, ctx: Ctx) -> Response:
+            s = section(ctx)
+            card = model_card(ctx, s.model_name, owned_by=s.owned_by)
+            return Response(dumps({"object": "list", "data": [card]}), media_type="application/json")
+
+    return api

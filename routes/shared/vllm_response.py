@@ -1,0 +1,122 @@
+"""vLLM's chat-completion object, for the routes that are vLLM's OpenAI server (ours, and vLLM behind a gateway).
+
+``VllmShape`` holds what differs between vLLM builds and gateways; everything else is vLLM's shape for gpt-oss:
+key order, ``refusal``/``annotations``/``audio``/``function_call`` nulls, ``stop_reason``, ``kv_transfer_params``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from routes.shared.ids import token_text
+from server.types import ChatResult, TokenLogprob, ToolCallDelta
+
+
+@dataclass(frozen=True, slots=True)
+class VllmShape:
+    model: str  # echoed as ``model``
+    # The reasoning text's key: ``reasoning`` (vLLM >= 0.10) or ``reasoning_content`` (older builds).
+    reasoning_key: str = "reasoning"
+    # An answer without tool calls: no ``tool_calls`` key (newer builds) or ``tool_calls: []`` (older).
+    empty_tool_calls: Literal["list", "omit"] = "omit"
+    # ``choices[].token_ids`` always present (null unless ``return_token_ids``), or only when asked.
+    choice_token_ids: bool = True
+    system_fingerprint: str | None = None
+
+
+def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None:
+    """``{"content": [...]}`` in OpenAI's chat logprobs shape."""
+    if entries is None:
+        return None
+    content = []
+    for entry in entries:
+        text = token_text(entry.token_id)
+        content.append(
+            {
+                "token": text,
+                "logprob": max(entry.logprob, -9999.0),
+                "bytes": list(text.encode()),
+                "top_logprobs": [
+                    {"token": (t := token_text(tid)), "logprob": max(lp, -9999.0), "bytes": list(t.encode())}
+                    for tid, lp in entry.top
+                ],
+            }
+        )
+    return {"content": content}
+
+
+def usage_body(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+        "completion_tokens": completion,
+        "prompt_tokens_details": None,
+    }
+
+
+def stream_usage_body(prompt: int, completion: int) -> dict[str, int]:
+    """vLLM serialises stream chunks with ``exclude_unset``: no ``prompt_tokens_details`` key there."""
+    return {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion}
+
+
+def tool_calls_body(result: ChatResult) -> list[dict[str, Any]]:
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in result.tool_calls
+    ]
+
+
+def tool_call_delta(part: ToolCallDelta) -> dict[str, Any]:
+    """vLLM's streamed tool-call part: id, type, index and name on the first part; index and arguments after."""
+    if part.id is not None:
+        return {
+            "id": part.id,
+            "type": "function",
+            "index": part.index,
+            "function": {"name": part.name, "arguments": part.arguments},
+        }
+    return {"index": part.index, "function": {"arguments": part.arguments}}
+
+
+def message_body(result: ChatResult, shape: VllmShape) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": result.content,
+        "refusal": None,
+        "annotations": None,
+        "audio": None,
+        "function_call": None,
+    }
+    if result.tool_calls or shape.empty_tool_calls == "list":
+        message["tool_calls"] = tool_calls_body(result)
+    message[shape.reasoning_key] = result.reasoning
+    return message
+
+
+def completion_body(
+    result: ChatResult, shape: VllmShape, *, completion_id: str, created: int, return_token_ids: bool
+) -> dict[str, Any]:
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": message_body(result, shape),
+        "logprobs": openai_logprobs(result.logprobs),
+        "finish_reason": result.finish_reason,
+        "stop_reason": result.stop_reason,
+    }
+    if shape.choice_token_ids or return_token_ids:
+        choice["token_ids"] = result.token_ids if return_token_ids else None
+    usage = result.usage
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": shape.model,
+        "choices": [choice],
+        "service_tier": None,
+        "system_fingerprint": shape.system_fingerprint,
+        "usage": usage_body(usage.prompt_tokens, usage.completion_tokens),
+        "prompt_logprobs": None,
+        "prompt_token_ids": result.prompt_token_ids if return_token_ids else None,
+        "kv_transfer_params": None,
+    }
