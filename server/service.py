@@ -8,7 +8,6 @@ import functools
 import json
 import logging
 import re
-import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator
@@ -23,24 +22,19 @@ from server.errors import (
     RateLimitError,
     ServerError,
 )
+from server.generation import Generation
 from server.harmony.constraints import output_constraint
-from server.harmony.decode import HarmonyDecoder
 from server.harmony.encoding import STOP_TOKEN_IDS
 from server.harmony.render import HarmonyRenderer
 from server.settings import LimitsSettings
-from server.stops import StopMatcher
 from server.types import (
     ChatRequest,
     ChatResult,
-    Delta,
     Event,
     Finish,
-    FinishReason,
-    Timings,
     TokenLogprob,
     ToolCall,
     ToolCallDelta,
-    Usage,
 )
 
 log = logging.getLogger(__name__)
@@ -187,82 +181,33 @@ class ChatService:
 
     async def _run(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
         try:
-            request = prepared.request
-            sampling = request.sampling
-            decoder = HarmonyDecoder()
-            stops = StopMatcher(sampling.stop)
-            timings = Timings(start=time.time())
-            interval = self.limits.stream_interval
-            top_n = sampling.top_logprobs
-            generation = prepared.generation
-            completion_tokens = 0
-            reason: FinishReason = "stop"
-            stop_reason: int | str | None = None
-            stopped_by_text = False
-            error: str | None = None
-            failure: Exception | None = None
-            pending: Delta | None = None
-            steps = 0
-            sent_any = False
-            engine_steps = self.engine.generate(generation)
+            sampling = prepared.request.sampling
+            run = Generation(
+                prompt_tokens=len(prepared.prompt_token_ids),
+                stop=sampling.stop,
+                top_logprobs=sampling.top_logprobs,
+                stream_interval=self.limits.stream_interval,
+            )
+            engine_steps = self.engine.generate(prepared.generation)
             try:
                 async for step in engine_steps:
-                    if step.token_ids:
-                        if timings.first_token is None:
-                            timings.first_token = time.time()
-                        completion_tokens += len(step.token_ids)
-                    delta = decoder.feed(step.token_ids)
-                    delta.token_ids = step.token_ids
-                    if step.logprobs is not None:
-                        delta.logprobs = _trim_logprobs(step.logprobs, top_n)
-                    if stops and delta.content:
-                        delta.content, hit = stops.feed(delta.content)
-                        if hit is not None:
-                            stopped_by_text, stop_reason = True, hit
-                    pending = delta if pending is None else _merge(pending, delta)
-                    steps += 1
-                    if stopped_by_text:
+                    delta = run.take(step)
+                    if delta is not None:
+                        yield delta
+                    if run.done:
                         break  # closing the engine stream below aborts the request
-                    if step.finish_reason is not None:
-                        reason = (
-                            "length"
-                            if step.finish_reason == "length"
-                            else ("abort" if step.finish_reason == "abort" else "stop")
-                        )
-                        stop_reason = step.stop_reason
-                        break
-                    # the first text goes out at once; later text every `interval` engine steps
-                    if (steps >= interval or not sent_any) and _visible(pending):
-                        yield pending
-                        pending, steps, sent_any = None, 0, True
             except (EngineUnavailableError, InvalidRequestError) as exc:
-                reason, error, failure = "error", exc.message, exc
+                run.fail(exc.message, exc)
             except Exception as exc:
                 log.exception("engine failed during request %s", prepared.request_id)
-                reason, error = "error", f"Internal error during generation ({exc.__class__.__name__})."
-                failure = InternalError(error)
+                message = f"Internal error during generation ({exc.__class__.__name__})."
+                run.fail(message, InternalError(message))
             finally:
                 await engine_steps.aclose()  # type: ignore[attr-defined]
-
-            tail = decoder.finish()
-            if stopped_by_text:
-                tail.content = ""
-            elif stops:
-                tail.content, hit = stops.feed(tail.content)
-                if hit is not None:
-                    reason, stop_reason = "stop", hit
-                else:
-                    tail.content += stops.flush()
-            pending = tail if pending is None else _merge(pending, tail)
-            if _visible(pending) or pending.token_ids:
-                yield pending
-            if reason == "stop" and decoder.has_tool_calls:
-                reason = "tool_calls"
-            timings.end = time.time()
-            usage = Usage(len(prepared.prompt_token_ids), completion_tokens, decoder.reasoning_tokens)
-            yield Finish(
-                reason=reason, usage=usage, timings=timings, stop_reason=stop_reason, error=error, exception=failure
-            )
+            tail = run.tail()
+            if tail is not None:
+                yield tail
+            yield run.finish()
         finally:
             self._release(prepared)
 
@@ -364,28 +309,3 @@ def check_text_runs(request: ChatRequest, limit: int) -> None:
 @functools.cache
 def _run_pattern(limit: int) -> re.Pattern[str]:
     return re.compile(rf"[^\W_]{{{limit + 1},}}")
-
-
-def _visible(delta: Delta) -> bool:
-    return bool(delta.reasoning or delta.content or delta.tool_calls)
-
-
-def _merge(first: Delta, second: Delta) -> Delta:
-    first.reasoning += second.reasoning
-    first.content += second.content
-    for part in second.tool_calls:
-        last: ToolCallDelta | None = first.tool_calls[-1] if first.tool_calls else None
-        if last is not None and last.index == part.index and part.id is None:
-            last.arguments += part.arguments
-        else:
-            first.tool_calls.append(part)
-    first.token_ids = first.token_ids + second.token_ids
-    if second.logprobs is not None:
-        first.logprobs = (first.logprobs or []) + second.logprobs
-    return first
-
-
-def _trim_logprobs(entries: list[TokenLogprob], top_n: int) -> list[TokenLogprob]:
-    for entry in entries:
-        entry.top = entry.top[:top_n]
-    return entries

@@ -1,0 +1,144 @@
+"""One generation's progress, step by step: engine tokens are decoded (harmony), the answer text is matched against
+stop strings, decoded deltas are batched by the stream interval, and the run ends in exactly one ``Finish``.
+
+``ChatService`` drives it (``server/service.py``): ``take`` for each engine step, ``fail`` if the engine raises,
+then ``tail`` and ``finish`` once the engine stream is closed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from server.engine.base import EngineStep
+from server.harmony.decode import HarmonyDecoder
+from server.stops import StopMatcher
+from server.types import Delta, Finish, FinishReason, Timings, TokenLogprob, ToolCallDelta, Usage
+
+
+class Generation:
+    """The state of one run from the first engine step to its ``Finish``."""
+
+    def __init__(self, *, prompt_tokens: int, stop: list[str], top_logprobs: int, stream_interval: int) -> None:
+        self.decoder = HarmonyDecoder()
+        self.stops = StopMatcher(stop)
+        self.timings = Timings(start=time.time())
+        self.prompt_tokens = prompt_tokens
+        self.top_logprobs = top_logprobs
+        self.interval = stream_interval
+        self.completion_tokens = 0
+        self.reason: FinishReason = "stop"
+        self.stop_reason: int | str | None = None
+        self.stopped_by_text = False
+        self.done = False  # no more engine steps are wanted (finished, or a stop string was hit)
+        self.error: str | None = None
+        self.failure: Exception | None = None
+        self._pending: Delta | None = None
+        self._steps = 0  # engine steps in ``_pending``
+        self._sent_any = False
+
+    # ---- per engine step -----------------------------------------------------------------------
+
+    def take(self, step: EngineStep) -> Delta | None:
+        """Account for one engine step; returns a delta when one is due to be sent."""
+        delta = self.decode(step)
+        self.match_stops(delta)
+        self._pending = delta if self._pending is None else merge(self._pending, delta)
+        self._steps += 1
+        if self.stopped_by_text:
+            self.done = True  # the caller closes the engine stream, which aborts the request
+        elif step.finish_reason is not None:
+            self.reason = (
+                "length" if step.finish_reason == "length" else ("abort" if step.finish_reason == "abort" else "stop")
+            )
+            self.stop_reason = step.stop_reason
+            self.done = True
+        return None if self.done else self.batch()
+
+    def decode(self, step: EngineStep) -> Delta:
+        """Token ids to a neutral delta (reasoning, content, tool-call parts), with timing and logprobs."""
+        if step.token_ids:
+            if self.timings.first_token is None:
+                self.timings.first_token = time.time()
+            self.completion_tokens += len(step.token_ids)
+        delta = self.decoder.feed(step.token_ids)
+        delta.token_ids = step.token_ids
+        if step.logprobs is not None:
+            delta.logprobs = trim_logprobs(step.logprobs, self.top_logprobs)
+        return delta
+
+    def match_stops(self, delta: Delta) -> None:
+        """Hold back text that may start a stop string; cut the answer at the first one found."""
+        if self.stops and delta.content:
+            delta.content, hit = self.stops.feed(delta.content)
+            if hit is not None:
+                self.stopped_by_text, self.stop_reason = True, hit
+
+    def batch(self) -> Delta | None:
+        """The pending delta, if it is due: the first text at once, later text every ``interval`` engine steps."""
+        pending = self._pending
+        if pending is None or not visible(pending) or (self._sent_any and self._steps < self.interval):
+            return None
+        self._pending, self._steps, self._sent_any = None, 0, True
+        return pending
+
+    def fail(self, message: str, failure: Exception) -> None:
+        """The engine raised: the run ends with ``reason == "error"`` (``failure`` is the typed error)."""
+        self.reason, self.error, self.failure = "error", message, failure
+
+    # ---- after the engine stream is closed -----------------------------------------------------
+
+    def tail(self) -> Delta | None:
+        """What is left to send: the pending delta plus the decoder's and stop matcher's held-back text."""
+        tail = self.decoder.finish()
+        if self.stopped_by_text:
+            tail.content = ""
+        elif self.stops:
+            tail.content, hit = self.stops.feed(tail.content)
+            if hit is not None:
+                self.reason, self.stop_reason = "stop", hit
+            else:
+                tail.content += self.stops.flush()
+        pending = tail if self._pending is None else merge(self._pending, tail)
+        self._pending = None
+        return pending if visible(pending) or pending.token_ids else None
+
+    def finish(self) -> Finish:
+        """The last event: the finish reason (``tool_calls`` when the answer called tools), usage and timings."""
+        if self.reason == "stop" and self.decoder.has_tool_calls:
+            self.reason = "tool_calls"
+        self.timings.end = time.time()
+        usage = Usage(self.prompt_tokens, self.completion_tokens, self.decoder.reasoning_tokens)
+        return Finish(
+            reason=self.reason,
+            usage=usage,
+            timings=self.timings,
+            stop_reason=self.stop_reason,
+            error=self.error,
+            exception=self.failure,
+        )
+
+
+def visible(delta: Delta) -> bool:
+    return bool(delta.reasoning or delta.content or delta.tool_calls)
+
+
+def merge(first: Delta, second: Delta) -> Delta:
+    """``second`` appended to ``first`` (a streamed tool call's argument parts joined)."""
+    first.reasoning += second.reasoning
+    first.content += second.content
+    for part in second.tool_calls:
+        last: ToolCallDelta | None = first.tool_calls[-1] if first.tool_calls else None
+        if last is not None and last.index == part.index and part.id is None:
+            last.arguments += part.arguments
+        else:
+            first.tool_calls.append(part)
+    first.token_ids = first.token_ids + second.token_ids
+    if second.logprobs is not None:
+        first.logprobs = (first.logprobs or []) + second.logprobs
+    return first
+
+
+def trim_logprobs(entries: list[TokenLogprob], top_n: int) -> list[TokenLogprob]:
+    for entry in entries:
+        entry.top = entry.top[:top_n]
+    return entries
