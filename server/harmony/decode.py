@@ -32,7 +32,8 @@ _MESSAGE_END = frozenset((END, RETURN, CALL))
 MAX_HEADER_TOKENS = 64
 
 
-def openai_tool_call_id() -> str:
+def new_call_id() -> str:
+    """``call_`` + 24 letters and digits (the tool-call id format of OpenAI's API)."""
     return "call_" + "".join(secrets.choice(_ALNUM) for _ in range(24))
 
 
@@ -62,7 +63,7 @@ class HarmonyDecoder:
         "rejected_tokens",
     )
 
-    def __init__(self, new_tool_call_id: Callable[[], str] = openai_tool_call_id) -> None:
+    def __init__(self, new_tool_call_id: Callable[[], str] = new_call_id) -> None:
         self._encoding = get_encoding()
         self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
         self._pending: list[int] = []  # tokens of the message in progress
