@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
-from server.errors import EngineUnavailableError, InvalidRequestError
+from server.errors import EngineUnavailableError, InvalidRequestError, RateLimitError
 from server.settings import VllmSettings
 from server.types import TokenLogprob
 
@@ -132,7 +132,7 @@ class VllmEngine:
         try:
             validate_xgrammar_grammar(params)
         except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
-            message = f"Invalid structured output specification: {exc}"
+            message = f"Invalid structured output specification: {_message(exc)}"
             raise InvalidRequestError(message, param="response_format") from exc
 
     def _sampling_params(self, request: GenerationRequest) -> Any:
@@ -163,8 +163,8 @@ class VllmEngine:
             kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
         try:
             return SamplingParams(**kwargs)
-        except (ValueError, TypeError) as exc:
-            raise InvalidRequestError(str(exc)) from exc
+        except Exception as exc:
+            raise _request_error(exc) from exc
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
         from vllm.inputs import TokensPrompt
@@ -183,13 +183,29 @@ class VllmEngine:
                     logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
                 )
         except Exception as exc:
-            from vllm.exceptions import VLLMClientError
-
             if self._llm is None or self._llm.errored:
                 raise EngineUnavailableError("The engine has stopped.") from exc
-            if isinstance(exc, VLLMClientError | ValueError):
-                raise InvalidRequestError(str(exc)) from exc
-            raise
+            raise _request_error(exc) from exc
+
+
+def _message(exc: BaseException) -> str:
+    """The error's own text (``VLLMValidationError.__str__`` appends the parameter and value)."""
+    return str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
+
+
+def _request_error(exc: Exception) -> Exception:
+    """vLLM's errors by type: the request's fault (``VLLMClientError`` and the ``ValueError``/``TypeError`` its
+    validation raises) is a 400 naming the parameter; admission overflow (``GracefulHTTPError``) a 503 or 429;
+    anything else is re-raised as it is (the core turns it into a 500)."""
+    from vllm.exceptions import GracefulHTTPError, VLLMClientError
+
+    if isinstance(exc, GracefulHTTPError):
+        if int(exc.http_status) == 429:
+            return RateLimitError(exc.message)
+        return EngineUnavailableError(exc.message)
+    if isinstance(exc, VLLMClientError | ValueError | TypeError | OverflowError):
+        return InvalidRequestError(_message(exc), param=getattr(exc, "parameter", None))
+    return exc
 
 
 def _logprobs(token_ids: Any, logprobs: Any) -> list[TokenLogprob] | None:
