@@ -100,6 +100,7 @@ def create_app(
             loader.cancel()
             with contextlib.suppress(BaseException):
                 await loader
+            ctx.service.close()
             await ctx.engine.shutdown()
 
     app = FastAPI(title="gpt-oss server", version=__version__, lifespan=lifespan)

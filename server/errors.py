@@ -15,6 +15,7 @@ Tree::
     │   └── RateLimitError           429 admission control (``retry_after`` seconds)
     └── EngineError                  5xx
         ├── EngineUnavailableError   503 engine dead, loading or shutting down
+        ├── RequestTimeoutError      504 the request outlived ``limits.request_timeout_s``
         └── InternalError            500 anything unexpected
 
 Classify by type, never by matching message text.
@@ -114,6 +115,13 @@ class EngineError(ServerError):
 class EngineUnavailableError(EngineError):
     status = 503
     kind = "service_unavailable"
+
+
+class RequestTimeoutError(EngineError):
+    """The request ran past its deadline and was aborted (its answer, if any, is cut short)."""
+
+    status = 504
+    kind = "timeout"
 
 
 class InternalError(EngineError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from server.engine.base import EngineStep
+from server.errors import ServerError
 from server.harmony.decode import HarmonyDecoder
 from server.stops import StopMatcher
 from server.types import Delta, Finish, FinishReason, Timings, TokenLogprob, ToolCallDelta, Usage
@@ -102,10 +103,14 @@ class Generation:
         self._pending = None
         return pending if visible(pending) or pending.token_ids else None
 
-    def finish(self) -> Finish:
-        """The last event: the finish reason (``tool_calls`` when the answer called tools), usage and timings."""
+    def finish(self, abort_cause: ServerError | None = None) -> Finish:
+        """The last event: the finish reason (``tool_calls`` when the answer called tools), usage and timings.
+
+        An answer the server aborted (``abort_cause``: drain, deadline) finishes as ``abort`` with that error."""
         if self.reason == "stop" and self.decoder.has_tool_calls:
             self.reason = "tool_calls"
+        if self.reason == "abort" and abort_cause is not None and self.failure is None:
+            self.error, self.failure = abort_cause.message, abort_cause
         self.timings.end = time.time()
         usage = Usage(self.prompt_tokens, self.completion_tokens, self.decoder.reasoning_tokens)
         return Finish(

@@ -4,6 +4,7 @@ and fold the stream into a result (so streaming and non-streaming answers cannot
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -20,11 +21,13 @@ from server.errors import (
     InternalError,
     InvalidRequestError,
     RateLimitError,
+    RequestTimeoutError,
     ServerError,
 )
 from server.generation import Generation
 from server.harmony.constraints import output_constraint
 from server.harmony.encoding import STOP_TOKEN_IDS
+from server.harmony.pool import RenderPool, prompt_chars
 from server.harmony.render import HarmonyRenderer
 from server.settings import LimitsSettings
 from server.types import (
@@ -50,6 +53,9 @@ class PreparedRequest:
     max_tokens: int
     generation: GenerationRequest
     admitted: bool = False  # holds one of the service's admission slots
+    queued: bool = False  # its prompt tokens count against the prefill backlog (until its first engine step)
+    abort_cause: ServerError | None = None  # why the server aborted it (drain, deadline), if it did
+    deadline: asyncio.TimerHandle | None = None
 
 
 class ChatService:
@@ -57,56 +63,38 @@ class ChatService:
         self.engine = engine
         self.renderer = renderer
         self.limits = limits
+        self._render = RenderPool(renderer, limits.render_inline_chars)
         self._active = 0
+        self._queued_tokens = 0
         self._running: dict[str, PreparedRequest] = {}
         self._stopping = False
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @property
     def active_requests(self) -> int:
         return self._active
 
+    def close(self) -> None:
+        """Stop the render worker (at shutdown)."""
+        self._render.close()
+
     # ---- before the first byte ---------------------------------------------------------------
 
-    def prepare(self, request: ChatRequest, *, default_max_tokens: int | None = None) -> PreparedRequest:
+    async def prepare(
+        self, request: ChatRequest, *, default_max_tokens: int | None = None, clamp_max_tokens: bool = False
+    ) -> PreparedRequest:
         """Validate and render; raises typed errors that become a proper HTTP status.
 
         ``default_max_tokens`` is a route's own output cap for requests that name none (a provider default);
-        without it the server-wide ``limits.default_max_tokens`` applies, else the rest of the context.
+        without it the server-wide ``limits.default_max_tokens`` applies. ``clamp_max_tokens``: a request asking
+        for more output than fits (the context, ``limits.max_output_tokens``) gets what fits instead of a 400, as
+        some providers' servers do. Everything cheap is checked before the prompt is rendered.
         """
-        if not request.messages:
-            raise InvalidRequestError("messages must contain at least one message.", param="messages")
-        stops = request.sampling.stop
-        if len(stops) > self.limits.max_stop_sequences:
-            raise InvalidRequestError(
-                f"At most {self.limits.max_stop_sequences} stop sequences are allowed.", param="stop"
-            )
-        if any(len(s) > self.limits.max_stop_length for s in stops):
-            raise InvalidRequestError(
-                f"Stop sequences may be at most {self.limits.max_stop_length} characters long.", param="stop"
-            )
-        constraint = self._constraint(request)  # cheap checks on schemas before the expensive render
-        check_text_runs(request, self.limits.max_word_chars)
-        prompt = self.renderer.render(request)
-        max_context = self.engine.info.max_model_len
-        requested = request.sampling.max_tokens
-        if len(prompt) >= max_context:
-            raise ContextLengthError(
-                f"This model's maximum context length is {max_context} tokens. However, your request has "
-                f"{len(prompt)} input tokens. Please reduce the length of the input messages.",
-                prompt_tokens=len(prompt),
-                max_context=max_context,
-            )
-        room = max_context - len(prompt)
-        if requested is not None and requested > room:
-            raise ContextLengthError(
-                f"This model's maximum context length is {max_context} tokens. However, you requested "
-                f"{len(prompt) + requested} tokens ({len(prompt)} in the messages, {requested} in the "
-                "completion). Please reduce the length of the messages or completion.",
-                prompt_tokens=len(prompt),
-                max_context=max_context,
-                param="max_tokens",
-            )
-        max_tokens = requested or min(default_max_tokens or self.limits.default_max_tokens or room, room)
+        self._check_counts(request)
+        constraint = self._constraint(request)  # schemas: depth and size, before anything walks them
+        chars = self._check_chars(request)
+        prompt = await self._render.render(request, chars)
+        max_tokens = self._output_budget(request, len(prompt), default_max_tokens, clamp_max_tokens)
         request_id = request.request_id or uuid.uuid4().hex
         generation = GenerationRequest(
             request_id=request_id,
@@ -118,6 +106,74 @@ class ChatService:
         )
         self.engine.validate(generation)
         return PreparedRequest(request, request_id, prompt, max_tokens, generation)
+
+    def _check_counts(self, request: ChatRequest) -> None:
+        """Messages, tools and stop strings within their bounds."""
+        limits = self.limits
+        if not request.messages:
+            raise InvalidRequestError("messages must contain at least one message.", param="messages")
+        if len(request.messages) > limits.max_messages:
+            raise InvalidRequestError(f"At most {limits.max_messages} messages are allowed.", param="messages")
+        if len(request.tools) > limits.max_tools:
+            raise InvalidRequestError(f"At most {limits.max_tools} tools are allowed.", param="tools")
+        stops = request.sampling.stop
+        if len(stops) > limits.max_stop_sequences:
+            raise InvalidRequestError(f"At most {limits.max_stop_sequences} stop sequences are allowed.", param="stop")
+        if any(len(s) > limits.max_stop_length for s in stops):
+            raise InvalidRequestError(
+                f"Stop sequences may be at most {limits.max_stop_length} characters long.", param="stop"
+            )
+
+    def _check_chars(self, request: ChatRequest) -> int:
+        """The prompt's text within ``limits.max_prompt_chars`` and free of over-long words; returns its characters."""
+        limits = self.limits
+        chars = prompt_chars(request)
+        if chars > limits.max_prompt_chars:
+            raise InvalidRequestError(
+                f"The prompt holds {chars} characters; the limit is {limits.max_prompt_chars}.", param="messages"
+            )
+        check_text_runs(request, limits.max_word_chars)
+        return chars
+
+    def _output_budget(
+        self, request: ChatRequest, prompt_tokens: int, default_max_tokens: int | None, clamp: bool
+    ) -> int:
+        """The output tokens this request may generate: what it asked for, or the default, within the context and
+        ``limits.max_output_tokens``."""
+        max_context = self.engine.info.max_model_len
+        if prompt_tokens >= max_context:
+            raise ContextLengthError(
+                f"This model's maximum context length is {max_context} tokens. However, your request has "
+                f"{prompt_tokens} input tokens. Please reduce the length of the input messages.",
+                prompt_tokens=prompt_tokens,
+                max_context=max_context,
+            )
+        room = max_context - prompt_tokens
+        cap = min(room, self.limits.max_output_tokens or room)
+        requested = request.sampling.max_tokens
+        if requested is not None and requested > cap and not clamp:
+            if requested <= room:  # within the context, over the server's own cap
+                raise InvalidRequestError(
+                    f"max_tokens is too large: {requested}. This server allows at most "
+                    f"{self.limits.max_output_tokens} output tokens per request.",
+                    param="max_tokens",
+                )
+            raise ContextLengthError(
+                f"This model's maximum context length is {max_context} tokens. However, you requested "
+                f"{prompt_tokens + requested} tokens ({prompt_tokens} in the messages, {requested} in the "
+                "completion). Please reduce the length of the messages or completion.",
+                prompt_tokens=prompt_tokens,
+                max_context=max_context,
+                param="max_tokens",
+            )
+        default = default_max_tokens or self.limits.default_max_tokens or cap
+        max_tokens = min(requested, cap) if requested is not None else min(default, cap)
+        if request.sampling.min_tokens > max_tokens:
+            raise InvalidRequestError(
+                f"min_tokens ({request.sampling.min_tokens}) must not exceed max_tokens ({max_tokens}).",
+                param="min_tokens",
+            )
+        return max_tokens
 
     def _constraint(self, request: ChatRequest) -> dict[str, object] | None:
         schemas = [t.parameters for t in request.tools if t.parameters] + [request.response_format.schema or {}]
@@ -135,38 +191,73 @@ class ChatService:
     async def admit(self, prepared: PreparedRequest) -> None:
         """Take an admission slot for ``prepared`` or raise (shutting down, engine down, at capacity).
 
-        The check and the reservation happen in one step, so concurrent requests cannot all pass the check.
-        The slot is released when the request's event stream ends, is closed, or is dropped unstarted.
+        Capacity is the number of requests in flight and the prompt tokens still waiting for prefill. The check and
+        the reservation happen in one step, so concurrent requests cannot all pass the check. The slot is released
+        when the request's event stream ends, is closed, or is dropped unstarted.
         """
+        limits = self.limits
         if self._stopping:
             raise EngineUnavailableError("The server is shutting down.")
         await self.engine.check_health()
-        if self._active >= self.limits.max_concurrent_requests:
+        if self._active >= limits.max_concurrent_requests:
             raise RateLimitError(
-                f"The server is at capacity ({self.limits.max_concurrent_requests} requests in flight). "
+                f"The server is at capacity ({limits.max_concurrent_requests} requests in flight). "
+                "Please retry shortly.",
+                retry_after=1,
+            )
+        tokens = len(prepared.prompt_token_ids)
+        backlog = limits.max_queued_prompt_tokens
+        if backlog is not None and self._queued_tokens and self._queued_tokens + tokens > backlog:
+            raise RateLimitError(
+                f"The server is at capacity ({self._queued_tokens} prompt tokens waiting to be processed). "
                 "Please retry shortly.",
                 retry_after=1,
             )
         self._active += 1
-        prepared.admitted = True
+        self._queued_tokens += tokens
+        prepared.admitted = prepared.queued = True
         self._running[prepared.request_id] = prepared
+        if limits.request_timeout_s is not None:
+            prepared.deadline = asyncio.get_running_loop().call_later(limits.request_timeout_s, self._expire, prepared)
+
+    def _dequeue(self, prepared: PreparedRequest) -> None:
+        if prepared.queued:
+            prepared.queued = False
+            self._queued_tokens -= len(prepared.prompt_token_ids)
 
     def _release(self, prepared: PreparedRequest) -> None:
         if prepared.admitted:
             prepared.admitted = False
+            self._dequeue(prepared)
             self._active -= 1
             self._running.pop(prepared.request_id, None)
+            if prepared.deadline is not None:
+                prepared.deadline.cancel()
+
+    def _expire(self, prepared: PreparedRequest) -> None:
+        timeout = self.limits.request_timeout_s
+        log.warning("request %s ran past its deadline (%ss) and is aborted", prepared.request_id, timeout)
+        cause = RequestTimeoutError(f"The request took longer than {timeout:g} seconds and was stopped.")
+        task = asyncio.ensure_future(self._abort(prepared, cause))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _abort(self, prepared: PreparedRequest, cause: ServerError) -> None:
+        """Abort a running request on the server's own initiative; its answer ends as truncated by ``cause``."""
+        if prepared.admitted and prepared.abort_cause is None:
+            prepared.abort_cause = cause
+            await self.engine.abort(prepared.request_id)
 
     def begin_shutdown(self) -> None:
         """New requests get 503 from now on; running ones continue."""
         self._stopping = True
 
     async def abort_all(self) -> int:
-        """Abort every running request: each stream ends with ``finish_reason: "abort"``."""
-        ids = list(self._running)
-        for request_id in ids:
-            await self.engine.abort(request_id)
-        return len(ids)
+        """Abort every running request (the drain timed out): each answer ends as truncated."""
+        running = list(self._running.values())
+        for prepared in running:
+            await self._abort(prepared, EngineUnavailableError("The server shut down before the answer was complete."))
+        return len(running)
 
     # ---- the run ------------------------------------------------------------------------------
 
@@ -191,6 +282,7 @@ class ChatService:
             engine_steps = self.engine.generate(prepared.generation)
             try:
                 async for step in engine_steps:
+                    self._dequeue(prepared)  # prefill is done once the engine answers
                     delta = run.take(step)
                     if delta is not None:
                         yield delta
@@ -207,7 +299,7 @@ class ChatService:
             tail = run.tail()
             if tail is not None:
                 yield tail
-            yield run.finish()
+            yield run.finish(prepared.abort_cause)
         finally:
             self._release(prepared)
 
@@ -239,9 +331,11 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
         await events.aclose()  # type: ignore[attr-defined]  # releases the admission slot at once
     if finish is None:
         raise InternalError("The generation ended without a result.")
-    if finish.reason == "error":
+    if finish.truncated:
         if isinstance(finish.exception, ServerError):
             raise finish.exception
+        if finish.reason == "abort":
+            raise EngineUnavailableError("The request was aborted before the answer was complete.")
         raise InternalError(finish.error or "Generation failed.")
     text = "".join(content)
     thought = "".join(reasoning)

@@ -108,8 +108,24 @@ class LimitsSettings(Section):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     # Requests admitted at once (queued in the engine included); more get 429 with Retry-After.
     max_concurrent_requests: int = Field(256, ge=1)
-    # Output cap when the request names none; None: the rest of the context window.
-    default_max_tokens: int | None = Field(None, ge=1)
+    # Prompt tokens of admitted requests still waiting for their first token (prefill backlog); a request that
+    # would pass it gets 429 with Retry-After. None: no bound beyond the request count.
+    max_queued_prompt_tokens: int | None = Field(1_048_576, ge=1)
+    # Output cap when the request names none (never past the rest of the context window); None: the rest of it.
+    default_max_tokens: int | None = Field(4096, ge=1)
+    # Hard cap on the output a request may ask for (400 above it; routes that clamp, clamp to it). None: the
+    # rest of the context window.
+    max_output_tokens: int | None = Field(32768, ge=1)
+    # A request still running after this many seconds is aborted; its answer ends as truncated in the route's
+    # own way (non-streaming: 504). None: no deadline.
+    request_timeout_s: float | None = Field(1800.0, gt=0)
+    # Work bounded before anything expensive runs: messages, tools and characters of prompt text per request.
+    max_messages: int = Field(4096, ge=1)
+    max_tools: int = Field(128, ge=0)
+    max_prompt_chars: int = Field(1_048_576, ge=1024)
+    # Prompts with more characters than this are rendered in a worker process (harmony's tokenizer holds the
+    # GIL for the whole call, so a thread would still stall the event loop); smaller ones render inline.
+    render_inline_chars: int = Field(16384, ge=0)
     # Engine steps batched into one streamed event (like vLLM's --stream-interval).
     stream_interval: int = Field(1, ge=1, le=1024)
     max_stop_sequences: int = Field(16, ge=0)

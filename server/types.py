@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from server.errors import EngineUnavailableError, InternalError, ServerError
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 ReasoningEffort = Literal["low", "medium", "high"]
 FinishReason = Literal["stop", "length", "tool_calls", "abort", "error"]
@@ -156,8 +158,22 @@ class Finish:
     timings: Timings
     stop_reason: int | str | None = None
     error: str | None = None
-    # the typed error behind ``reason == "error"`` (a non-streaming answer re-raises it: 400, 503, 500...)
+    # the typed error behind ``reason == "error"`` (a non-streaming answer re-raises it: 400, 503, 500...), or
+    # why the server aborted the answer (``reason == "abort"``: drain, deadline)
     exception: Exception | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut short (an error, or an abort): never to be reported as a normal stop or length."""
+        return self.reason in ("error", "abort")
+
+    def error_of(self, default: type[ServerError] = InternalError) -> ServerError:
+        """The typed error of a truncated answer; ``default`` (with ``error``'s text) when none was recorded."""
+        if isinstance(self.exception, ServerError):
+            return self.exception
+        if self.reason == "abort":
+            return EngineUnavailableError(self.error or "The answer was cut short.")
+        return default(self.error or "Generation failed.")
 
 
 Event = Delta | Finish

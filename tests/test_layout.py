@@ -133,7 +133,7 @@ def router(ctx: ServerContext) -> APIRouter:
     async def chat(request: Request, ctx: Ctx) -> Response:
         body = await read_json_object(request, ctx.settings.limits.max_body_bytes)
         chat = ChatRequest(messages=[ChatMessage(role="user", content=str(body["say"]))], sampling=SamplingOptions())
-        result = await complete(ctx, request, ctx.service.prepare(chat))
+        result = await complete(ctx, request, await ctx.service.prepare(chat))
         greeting = ctx.settings.providers.section("toy").greeting
         return Response(dumps({greeting: result.content}), media_type="application/json")
 

@@ -44,7 +44,7 @@ async def chat_completions(request: Request, ctx: ServerContext) -> Response:
     model = check_model(settings, body.model)
     created = int(ids.now())
     completion_id = ids.new_id(created)
-    prepared = ctx.service.prepare(body.to_core(completion_id))
+    prepared = await ctx.service.prepare(body.to_core(completion_id))
     headers = trace_headers(request)
     if body.stream:
         events = await open_stream(ctx, prepared)

@@ -83,10 +83,11 @@ async def encode_stream(
             if pending is not None:
                 yield delta_chunk({"tool_calls": [call_body(pending)]})
                 pending = None
-            if finish.reason == "error":
-                message = finish.error or "Generation failed."
+            if finish.truncated:  # an error, or an answer the server cut short: never a normal finish
+                failure = finish.error_of(InternalError)
+                message = failure.message
                 if settings.stream_error_style == "envelope":
-                    yield sse_event(error_body(InternalError(message), path, settings))
+                    yield sse_event(error_body(failure, path, settings))
                 else:  # OpenRouter's mid-stream error chunk (the OpenAI SDK raises APIError on it)
                     choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": "error"}
                     yield sse_event(
@@ -95,7 +96,7 @@ async def encode_stream(
                             "object": "chat.completion.chunk",
                             "created": created,
                             "model": model,
-                            "error": {"code": "server_error", "message": message},
+                            "error": {"code": failure.kind, "message": message},
                             "choices": [{**choice, "logprobs": None}],
                         }
                     )

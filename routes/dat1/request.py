@@ -11,7 +11,6 @@ from routes.dat1.errors import ParseError
 from routes.dat1.settings import Dat1Settings
 from server.context import ServerContext
 from server.errors import (
-    ContextLengthError,
     InvalidRequestError,
 )
 from server.harmony.encoding import get_encoding
@@ -427,13 +426,7 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
     )
 
 
-def prepare(ctx: ServerContext, chat: ChatRequest) -> PreparedRequest:
+async def prepare(ctx: ServerContext, chat: ChatRequest) -> PreparedRequest:
     """The core's prepare, except that llama-server never refuses ``max_tokens`` past the context: it generates
-    up to the context's end (finish_reason ``length``)."""
-    try:
-        return ctx.service.prepare(chat)
-    except ContextLengthError as exc:
-        if exc.param != "max_tokens":
-            raise
-        chat.sampling.max_tokens = exc.max_context - exc.prompt_tokens
-        return ctx.service.prepare(chat)
+    up to what fits (finish_reason ``length``)."""
+    return await ctx.service.prepare(chat, clamp_max_tokens=True)

@@ -52,9 +52,12 @@ async def chat(request: Request, ctx: ServerContext, *, openai_route: bool) -> R
         name = body.get("model")
         if isinstance(name, str) and name not in settings.openai_models:
             raise ModelNotFoundError(name)
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > ctx.settings.limits.max_messages:  # before parsing them
+        raise ParseError(f"At most {ctx.settings.limits.max_messages} messages are allowed.")
     completion_id = ids.new_id()
     parsed = parse_request(body, settings, request_id=completion_id)
-    prepared = prepare(ctx, parsed.chat)
+    prepared = await prepare(ctx, parsed.chat)
     timings = settings.openai_route_timings or not openai_route
     if parsed.stream:
         events = await open_stream(ctx, prepared)

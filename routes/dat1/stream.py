@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from routes.dat1 import ids
+from routes.dat1.errors import error_info
 from routes.dat1.response import (
     RAW_REASONING_END,
     RAW_REASONING_START,
@@ -18,6 +19,7 @@ from routes.dat1.response import (
     usage_body,
 )
 from routes.dat1.settings import Dat1Settings
+from server.errors import InternalError
 from server.http.jsonio import dumps
 from server.types import (
     Delta,
@@ -118,8 +120,8 @@ async def encode_stream(
                     yield sse_bytes(dumps(body), lines)
                 continue
             finish: Finish = event
-            if finish.reason == "error":
-                info = {"code": 500, "message": finish.error or "Generation failed.", "type": "server_error"}
+            if finish.truncated:  # an error, or an answer the server cut short: never a normal finish
+                info = error_info(finish.error_of(InternalError), settings)
                 if era == "C":  # a `data:` event with the envelope, and no [DONE]
                     yield sse_bytes(dumps({"error": info}), lines)
                     return

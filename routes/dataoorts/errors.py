@@ -18,6 +18,7 @@ from server.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
+    RequestTimeoutError,
     ServerError,
 )
 from server.http.jsonio import dumps
@@ -42,6 +43,8 @@ def _error_code(exc: ServerError) -> int:
         return 5004
     if isinstance(exc, EngineUnavailableError):
         return 3050
+    if isinstance(exc, RequestTimeoutError):
+        return 3007
     return 3043
 
 
@@ -70,8 +73,10 @@ def error_body(exc: ServerError, settings: DataoortsSettings) -> dict[str, Any]:
 
 
 def _status(exc: ServerError) -> int:
-    # Cloudflare answers an unknown model with 400 (code 5007), not 404.
-    return 400 if isinstance(exc, ModelNotFoundError) else exc.status
+    # Cloudflare answers an unknown model with 400 (code 5007), not 404, and a timeout with 408 (code 3007).
+    if isinstance(exc, ModelNotFoundError):
+        return 400
+    return 408 if isinstance(exc, RequestTimeoutError) else exc.status
 
 
 def render_error(exc: ServerError, request: Request | None = None) -> Response:

@@ -49,7 +49,7 @@ def router(ctx: ServerContext) -> APIRouter:
         raw = await read_json_object(request, ctx.settings.limits.max_body_bytes)
         body = parse_body(RunRequest, raw)
         model = check_model(settings, body.model)
-        prepared = ctx.service.prepare(
+        prepared = await ctx.service.prepare(
             body.data.to_core(uuid.uuid4().hex, settings), default_max_tokens=settings.default_max_tokens
         )
         if body.data.stream:

@@ -42,9 +42,8 @@ async def encode_stream(events: AsyncIterator[Event], settings: DataoortsSetting
                 add_tool_call_parts(calls, item.tool_calls)
                 continue
             finish: Finish = item
-            if finish.reason == "error":
-                exc = EngineUnavailableError(finish.error or "Generation failed.")
-                yield sse_event(error_body(exc, settings))
+            if finish.truncated:  # an error, or an answer the server cut short: never a normal finish
+                yield sse_event(error_body(finish.error_of(EngineUnavailableError), settings))
                 break
             if calls:
                 yield event({"response": "", "tool_calls": tool_calls_body([calls[i] for i in sorted(calls)])})

@@ -52,7 +52,7 @@ def router(ctx: ServerContext) -> APIRouter:
         body = await read_request(request, ctx.settings.limits.max_body_bytes)
         check_model(s, body.model)
         completion_id = ids.new_id()
-        prepared = ctx.service.prepare(body.to_core(completion_id))
+        prepared = await ctx.service.prepare(body.to_core(completion_id))
         created = int(ids.now())
         if body.stream:
             events = await open_stream(ctx, prepared)

@@ -57,7 +57,7 @@ def _mount(api: APIRouter, prefix: str) -> None:
         body = parse_body(ChatCompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         model = check_model(ctx, body.model)
         completion_id = ids.new_id()
-        prepared = ctx.service.prepare(body.to_core(completion_id))
+        prepared = await ctx.service.prepare(body.to_core(completion_id))
         created = int(ids.now())
         if body.stream:
             events = await open_stream(ctx, prepared)

@@ -61,7 +61,7 @@ def router(ctx: ServerContext) -> APIRouter:
         body = parse_body(ChatCompletionRequest, raw)
         model = check_model(settings, body.model)
         completion_id = ids.new_id()
-        prepared = ctx.service.prepare(body.to_core(completion_id))
+        prepared = await ctx.service.prepare(body.to_core(completion_id))
         created = ids.now()
         if body.stream:
             events = await open_stream(ctx, prepared)

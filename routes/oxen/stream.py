@@ -53,8 +53,8 @@ async def encode_stream(
                     yield chunk({"tool_calls": [call]})
                 continue
             finish: Finish = event
-            if finish.reason == "error":
-                yield sse_event(error_body(ServerError(finish.error or "Generation failed.")))
+            if finish.truncated:  # an error, or an answer the server cut short: never a normal finish
+                yield sse_event(error_body(finish.error_of(ServerError)))
                 break
             yield chunk({}, finish.reason)
             if include_usage and settings.stream_usage:

@@ -1,0 +1,141 @@
+"""An answer cut short (request deadline, drain on shutdown) never ends as a normal stop or length: each route says
+"truncated" its provider's own way (see the README's table), and a non-streaming answer becomes an error status."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.cases import all_cases
+from tests.contract import ProviderCase, sse_payloads
+from tests.helpers import API_KEY, SCRIPT_RULES, LiveServer, subprocess_server, threaded_server
+
+CASES = all_cases()
+LONG = [{"role": "user", "content": "long"}]  # a 400-word scripted answer
+
+
+def _ending(case: ProviderCase, raw: str) -> str:
+    """What the last event of a stream says about how the answer ended."""
+    payloads, blocks = sse_payloads(raw, case.terminator)
+    assert (blocks and blocks[-1].strip().endswith(case.terminator)) or case.name.startswith("dat1")
+    if case.name.startswith("dat1"):
+        last = [b for b in blocks if not b.startswith("data: [DONE]")][-1]
+        assert last.startswith("error: "), last  # llama-server's mid-stream error line
+        return str(json.loads(last[len("error: ") :])["type"])
+    last_payload = payloads[-1]
+    if case.name.split("-")[0] in ("openai", "e2e"):
+        reasons = [c.get("finish_reason") for c in last_payload.get("choices") or []]
+        return str(reasons[-1])  # vLLM's own ending for an aborted request
+    if case.name == "aimlapi":
+        assert last_payload["choices"][0]["finish_reason"] == "error"
+        return str(last_payload["error"]["code"])
+    if case.name == "dataoorts":
+        assert last_payload["success"] is False
+        return str(last_payload["errors"][0]["code"])
+    if case.name == "oxen":
+        assert last_payload["status"] == "error"
+        return str(last_payload["error"]["type"])
+    raise AssertionError(f"no expectation for {case.name}")
+
+
+def _finish_reasons(case: ProviderCase, raw: str) -> list[str]:
+    payloads, _ = sse_payloads(raw, case.terminator)
+    return [str(c["finish_reason"]) for p in payloads for c in p.get("choices") or [] if c.get("finish_reason")]
+
+
+# the deadline (RequestTimeoutError) and the drain (EngineUnavailableError) as each route reports them
+DEADLINE = {
+    "openai": "abort",
+    "e2e": "abort",
+    "dat1": "timeout",
+    "aimlapi": "timeout",
+    "dataoorts": "3007",
+    "oxen": "unknown_error",
+}
+DRAIN = {
+    "openai": "abort",
+    "e2e": "abort",
+    "dat1": "unavailable_error",
+    "aimlapi": "service_unavailable",
+    "dataoorts": "3050",
+    "oxen": "unknown_error",
+}
+
+
+def _expected(table: dict[str, str], case: ProviderCase) -> str:
+    return table[case.name.split("-")[0]]
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.helpers import scripted_settings
+
+    settings = scripted_settings(tmp_path_factory.mktemp("deadline"), token_delay_s=0.02)
+    settings.limits.request_timeout_s = 0.6
+    with threaded_server(settings) as live:
+        yield live
+
+
+def _post(live: LiveServer, case: ProviderCase, stream: bool) -> requests.Response:
+    body = case.body(LONG, stream, {"max_tokens": 2000})
+    return requests.post(live.base_url + case.chat_path, json=body, headers=case.auth_headers(API_KEY), timeout=60)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_stream_past_its_deadline_ends_truncated(slow_server: LiveServer, case: ProviderCase) -> None:
+    r = _post(slow_server, case, stream=True)
+    assert r.status_code == 200
+    assert not {"stop", "length"} & set(_finish_reasons(case, r.text))
+    assert _ending(case, r.text) == _expected(DEADLINE, case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_non_streaming_answer_past_its_deadline_is_a_timeout_error(
+    slow_server: LiveServer, case: ProviderCase
+) -> None:
+    case.check_error(_post(slow_server, case, stream=False), 408 if case.name == "dataoorts" else 504)
+
+
+def test_streams_cut_by_the_drain_end_truncated_on_every_route(tmp_path: Path) -> None:
+    """SIGTERM with streams running longer than the drain: every route's stream ends in its truncation form."""
+    config = {
+        "engine": {"kind": "scripted", "scripted": {"mode": "replay", "rules": SCRIPT_RULES, "token_delay_s": 0.02}},
+        "harmony": {"conversation_start_date": "2026-01-15"},
+        "server": {"drain_timeout_s": 0.5},
+    }
+    with subprocess_server(config, tmp_path, ready_timeout=120) as live:
+        bodies: dict[str, str] = {}
+        started = threading.Barrier(len(CASES) + 1)
+
+        def read(case: ProviderCase) -> None:
+            with requests.post(
+                live.base_url + case.chat_path,
+                json=case.body(LONG, True, {"max_tokens": 2000}),
+                headers=case.auth_headers(API_KEY),
+                stream=True,
+                timeout=60,
+            ) as r:
+                chunks = r.iter_content(chunk_size=None)
+                first = next(chunks).decode()
+                started.wait(30)
+                bodies[case.name] = first + "".join(c.decode() for c in chunks)
+
+        threads = [threading.Thread(target=read, args=(c,)) for c in CASES]
+        for t in threads:
+            t.start()
+        started.wait(30)
+        assert live.process is not None
+        live.process.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        assert live.process.wait(60) == 0
+    for case in CASES:
+        raw = bodies[case.name]
+        assert not {"stop", "length"} & set(_finish_reasons(case, raw)), case.name
+        assert _ending(case, raw) == _expected(DRAIN, case), case.name
