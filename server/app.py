@@ -67,6 +67,30 @@ async def _load(ctx: ServerContext) -> None:
     log.info("engine ready (%s, max_model_len=%d)", ctx.engine.info.name, ctx.engine.info.max_model_len)
 
 
+ENGINE_WATCH_INTERVAL_S = 0.5
+
+
+async def watch_engine(ctx: ServerContext) -> None:
+    """Turn readiness to ``failed`` when the engine dies; with ``server.exit_on_engine_failure``, ask the server to
+    exit (status 1) once the engine has failed to start or died, after in-flight requests got their error ending."""
+    while True:
+        await asyncio.sleep(ENGINE_WATCH_INTERVAL_S)
+        if ctx.readiness.state == "ready":
+            try:
+                await ctx.engine.check_health()
+            except EngineUnavailableError as exc:
+                log.error("the engine died: %s", exc.message)
+                ctx.readiness.set("failed", exc.message)
+        if ctx.readiness.state == "failed" and ctx.settings.server.exit_on_engine_failure:
+            ctx.service.begin_shutdown()
+            deadline = time.monotonic() + 5  # streams of a dead engine end with their error events at once
+            while ctx.service.active_requests and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            log.error("exiting: %s", ctx.readiness.detail)
+            ctx.exit_code = 1
+            return
+
+
 async def drain(ctx: ServerContext, timeout: float) -> None:
     """Stop admitting (503), let running requests finish for ``timeout`` seconds, then abort the rest: their
     streams end with ``finish_reason: "abort"`` and the terminator rather than a cut connection."""
@@ -93,13 +117,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = asyncio.create_task(_load(ctx))
+        watcher = asyncio.create_task(watch_engine(ctx))
         try:
             yield
         finally:
             await drain(ctx, settings.server.drain_timeout_s)
-            loader.cancel()
-            with contextlib.suppress(BaseException):
-                await loader
+            for task in (loader, watcher):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
             ctx.service.close()
             await ctx.engine.shutdown()
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,20 @@ def banner(settings: Settings, keys: int, providers: list[str]) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from server.supervisor import die_with_parent, is_child, remove_orphan_segments, supervise
+
+    settings = _settings(args)
+    if settings.server.supervise and not is_child():
+        return supervise(args.argv, settings.server.drain_timeout_s)
+    if is_child():
+        die_with_parent()
+
     import uvicorn
 
     from routes import WIRE_APIS
     from server.app import create_app
     from server.http.server import DrainingServer
 
-    settings = _settings(args)
     logging.basicConfig(
         level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -73,8 +81,11 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.server.log_level,
         timeout_graceful_shutdown=int(settings.server.drain_timeout_s) + 10,
     )
+    started = time.time()
     DrainingServer(config, ctx).run()
-    return 0
+    if is_child() or not settings.server.supervise:  # a supervisor that died cannot clean up after this tree
+        remove_orphan_segments(started)
+    return ctx.exit_code or 0
 
 
 def print_config(args: argparse.Namespace) -> int:
@@ -132,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     if getattr(args, "print_config", False):
         args.func = print_config
     try:

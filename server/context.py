@@ -29,3 +29,5 @@ class ServerContext:
     keys: KeyStore
     readiness: Readiness = field(default_factory=Readiness)
     started_at: float = field(default_factory=time.time)
+    # Set when the server must stop on its own (the engine failed): the process's exit status.
+    exit_code: int | None = None

@@ -30,6 +30,12 @@ class ServerSettings(Section):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Seconds to let in-flight requests finish on shutdown before they are aborted.
     drain_timeout_s: float = Field(30.0, ge=0)
+    # Run as a small supervising parent that owns the process tree (server/supervisor.py): nothing is left behind
+    # however the server ends. Off: the server runs in the calling process (its engine processes are its children).
+    supervise: bool = True
+    # When the engine fails to start or dies, fail in-flight requests and exit non-zero (an orchestrator restarts
+    # the service). Off: stay up with /health at 503.
+    exit_on_engine_failure: bool = True
 
 
 class ScriptRule(Section):
@@ -66,6 +72,8 @@ class VllmSettings(Section):
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     async_scheduling: bool | None = None
+    # Seconds vLLM gives its engine core and workers to stop at shutdown before it kills them.
+    shutdown_timeout_s: float = Field(2.0, ge=0)
     # The JSON grammar may not insert free whitespace (keeps small models from looping on spaces).
     structured_outputs_disable_any_whitespace: bool = True
     # Anything else AsyncEngineArgs accepts.

@@ -9,6 +9,7 @@ vLLM, which frees its KV cache within one step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -68,6 +69,7 @@ class VllmEngine:
         self._served = served_model_name
         self._llm: Any = None
         self._defaults: dict[str, Any] = {}
+        self._dead: asyncio.Future[None] | None = None  # resolved once the engine is found dead
         self._info = EngineInfo(
             name="vllm", model=served_model_name, max_model_len=settings.max_model_len or 0, details={"path": model}
         )
@@ -79,9 +81,14 @@ class VllmEngine:
     async def start(self) -> None:
         if self._settings.cpu_kvcache_space_gib is not None:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self._settings.cpu_kvcache_space_gib:g}")
+        # How long vLLM waits for its processes to stop before killing them (engine core, then its workers).
+        os.environ.setdefault(
+            "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", f"{max(1, round(self._settings.shutdown_timeout_s))}"
+        )
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        self._dead = asyncio.get_running_loop().create_future()
         kwargs = build_engine_args(self._settings, self._model, self._served)
         engine_args = AsyncEngineArgs(**kwargs)
         log.info("starting vLLM engine: %s", {k: v for k, v in kwargs.items() if k != "served_model_name"})
@@ -100,7 +107,7 @@ class VllmEngine:
         llm, self._llm = self._llm, None
         if llm is not None:
             try:
-                llm.shutdown()
+                llm.shutdown(timeout=self._settings.shutdown_timeout_s)
             except Exception:
                 log.debug("vLLM shutdown raised", exc_info=True)
 
@@ -109,6 +116,14 @@ class VllmEngine:
         if llm is None:
             raise EngineUnavailableError("The engine is not running.")
         if llm.errored:
+            if self._dead is not None and not self._dead.done():
+                # vLLM marks a dead engine core but can leave in-flight requests waiting for outputs that never come:
+                # end them with the error its output handler would raise, and wake requests still waiting for
+                # their first output (see generate).
+                self._dead.set_result(None)
+                from vllm.v1.engine.exceptions import EngineDeadError
+
+                llm.output_processor.propagate_error(EngineDeadError())
             raise EngineUnavailableError("The engine has stopped; the server must be restarted.")
 
     def num_running(self) -> int:
@@ -173,8 +188,13 @@ class VllmEngine:
         params = self._sampling_params(request)
         prompt = TokensPrompt(prompt_token_ids=request.prompt_token_ids)
         want_logprobs = params.logprobs is not None
+        outputs = self._llm.generate(prompt, params, request.request_id)
         try:
-            async for out in self._llm.generate(prompt, params, request.request_id):
+            first = await self._first_output(outputs)
+            if first is None:
+                return
+            out = first
+            while True:
                 completion = out.outputs[0]
                 yield EngineStep(
                     token_ids=list(completion.token_ids),
@@ -182,10 +202,35 @@ class VllmEngine:
                     stop_reason=completion.stop_reason,
                     logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
                 )
+                try:
+                    out = await outputs.__anext__()
+                except StopAsyncIteration:
+                    return
         except Exception as exc:
             if self._llm is None or self._llm.errored:
                 raise EngineUnavailableError("The engine has stopped.") from exc
             raise _request_error(exc) from exc
+        finally:
+            await outputs.aclose()  # a request closed early is aborted in vLLM at once
+
+    async def _first_output(self, outputs: AsyncIterator[Any]) -> Any:
+        """The request's first output, or ``EngineUnavailableError`` as soon as the engine is found dead: a request
+        sent just as the engine core died may wait forever for an output vLLM will never deliver. (Later outputs
+        need no such guard: vLLM's output handler, or ``check_health``, fails the waiting requests.)"""
+        first = asyncio.ensure_future(outputs.__anext__())
+        dead = self._dead
+        if dead is None:
+            return await first
+        await asyncio.wait({first, dead}, return_when=asyncio.FIRST_COMPLETED)
+        if not first.done():
+            first.cancel()
+            with contextlib.suppress(BaseException):
+                await first
+            raise EngineUnavailableError("The engine has stopped.")
+        try:
+            return first.result()
+        except StopAsyncIteration:
+            return None
 
 
 def _message(exc: BaseException) -> str:

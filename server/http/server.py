@@ -21,6 +21,11 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.ctx = ctx
 
+    async def on_tick(self, counter: int) -> bool:
+        if self.ctx.exit_code is not None:  # the app asked to stop (the engine failed)
+            return True
+        return await super().on_tick(counter)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await drain(self.ctx, self.ctx.settings.server.drain_timeout_s)
         await super().shutdown(sockets)
