@@ -31,6 +31,7 @@ from server.errors import (
 )
 from server.harmony.render import HarmonyRenderer, RenderOptions
 from server.http.auth import KeyStore
+from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
 from server.http.routing import validation_error
 from server.service import ChatService
@@ -145,5 +146,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         return render(validation_error(exc), request)
+
+    # A request whose head the HTTP protocol found malformed: a 400 in the owning route's envelope.
+    app.add_middleware(FramingErrorMiddleware, render=render)
 
     return app

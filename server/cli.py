@@ -52,11 +52,9 @@ def banner(settings: Settings, keys: int, providers: list[str]) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from routes import WIRE_APIS
     from server.app import create_app
-    from server.http.server import DrainingServer
+    from server.http.server import build_server
 
     settings = _settings(args)
     logging.basicConfig(
@@ -66,14 +64,7 @@ def serve(args: argparse.Namespace) -> int:
     ctx = app.state.ctx
     enabled = [f"{p.name} ({p.paths})" for p in WIRE_APIS if p.enabled(ctx)]
     sys.stderr.write(banner(settings, len(ctx.keys), enabled) + "\n")
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.server.log_level,
-        timeout_graceful_shutdown=int(settings.server.drain_timeout_s) + 10,
-    )
-    DrainingServer(config, ctx).run()
+    build_server(app).run()
     return 0
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from server.errors import InvalidRequestError, PayloadTooLargeError
+from server.errors import ClientDisconnectedError, InvalidRequestError, PayloadTooLargeError
+from server.http.framing import framing_error
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -20,11 +21,17 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             raise InvalidRequestError("Invalid Content-Length header.") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"Request body too large (limit {limit} bytes).")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(f"Request body too large (limit {limit} bytes).")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnectedError("The client closed the connection while sending the body.") from None
+    malformed = framing_error(request.scope)
+    if malformed is not None:
+        raise malformed
     raw = b"".join(chunks)
     if not raw.strip():
         raise InvalidRequestError("The request body is empty; a JSON object is required.")
