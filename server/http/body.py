@@ -1,4 +1,4 @@
-"""Reading a request body as a JSON object, bounded in size, with typed errors."""
+"""Reading a request body as a JSON object: JSON media type required, bounded in size, with typed errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,31 @@ from typing import Any
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
-from server.errors import ClientDisconnectedError, InvalidRequestError, PayloadTooLargeError
+from server.errors import (
+    ClientDisconnectedError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 from server.http.framing import framing_error
 
 
+def require_json_media_type(request: Request) -> None:
+    """``Content-Type: application/json`` or ``application/<x>+json``, parameters (``charset``) allowed.
+
+    Anything else is a 415: a browser can send text/plain or a form to any origin without a CORS preflight."""
+    value = request.headers.get("content-type")
+    if value is None:
+        raise UnsupportedMediaTypeError("Missing Content-Type header; the body must be sent as application/json.")
+    media = value.partition(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    shown = value if len(value) <= 100 else value[:100] + "..."
+    raise UnsupportedMediaTypeError(f"Unsupported Content-Type {shown!r}; the body must be sent as application/json.")
+
+
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    require_json_media_type(request)
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
