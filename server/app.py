@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from routes import WIRE_APIS
 from routes.provider import Provider, owner_of
@@ -149,5 +150,10 @@ def create_app(
 
     # A request whose head the HTTP protocol found malformed: a 400 in the owning route's envelope.
     app.add_middleware(FramingErrorMiddleware, render=render)
+    origins = settings.server.cors_allow_origins
+    if origins:  # off by default: no CORS headers at all, so browsers refuse cross-origin reads and preflights
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"], max_age=600
+        )
 
     return app

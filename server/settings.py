@@ -44,6 +44,9 @@ class ServerSettings(Section):
     keep_alive_timeout_s: float = Field(5.0, gt=0)
     # Open connections at once; one more is answered 503 and closed. The open-file limit is raised to fit.
     max_connections: int = Field(1024, ge=1)
+    # Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"]; "*" allows any.
+    # Empty (the default): no CORS headers, so browsers refuse cross-origin reads and preflights fail.
+    cors_allow_origins: list[str] = Field(default_factory=list)
 
 
 class ScriptRule(Section):
