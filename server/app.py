@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from routes import WIRE_APIS
 from routes.provider import Provider, owner_of
@@ -31,6 +32,7 @@ from server.errors import (
 )
 from server.harmony.render import HarmonyRenderer, RenderOptions
 from server.http.auth import KeyStore
+from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
 from server.http.routing import validation_error
 from server.service import ChatService
@@ -172,5 +174,13 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         return render(validation_error(exc), request)
+
+    # A request whose head the HTTP protocol found malformed: a 400 in the owning route's envelope.
+    app.add_middleware(FramingErrorMiddleware, render=render)
+    origins = settings.server.cors_allow_origins
+    if origins:  # off by default: no CORS headers at all, so browsers refuse cross-origin reads and preflights
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"], max_age=600
+        )
 
     return app

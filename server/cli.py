@@ -61,11 +61,9 @@ def serve(args: argparse.Namespace) -> int:
     if is_child():
         die_with_parent()
 
-    import uvicorn
-
     from routes import WIRE_APIS
     from server.app import create_app
-    from server.http.server import DrainingServer
+    from server.http.server import build_server
 
     logging.basicConfig(
         level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -74,15 +72,8 @@ def serve(args: argparse.Namespace) -> int:
     ctx = app.state.ctx
     enabled = [f"{p.name} ({p.paths})" for p in WIRE_APIS if p.enabled(ctx)]
     sys.stderr.write(banner(settings, len(ctx.keys), enabled) + "\n")
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.server.log_level,
-        timeout_graceful_shutdown=int(settings.server.drain_timeout_s) + 10,
-    )
     started = time.time()
-    DrainingServer(config, ctx).run()
+    build_server(app).run()
     if is_child() or not settings.server.supervise:  # a supervisor that died cannot clean up after this tree
         remove_orphan_segments(started)
     return ctx.exit_code or 0

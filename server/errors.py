@@ -11,6 +11,7 @@ Tree::
     │   ├── ModelNotFoundError       404 unknown model
     │   ├── NotFoundError            404 unknown path or object
     │   ├── PayloadTooLargeError     413 body over the configured limit
+    │   ├── UnsupportedMediaTypeError 415 a JSON route's body not sent as application/json
     │   ├── ClientDisconnectedError  499 the client left before a non-streaming answer was ready
     │   └── RateLimitError           429 admission control (``retry_after`` seconds)
     └── EngineError                  5xx
@@ -88,6 +89,13 @@ class MethodNotAllowedError(RequestError):
 
 class PayloadTooLargeError(RequestError):
     status = 413
+    kind = "invalid_request_error"
+
+
+class UnsupportedMediaTypeError(RequestError):
+    """A JSON route's body sent without ``Content-Type: application/json`` (or a ``+json`` type)."""
+
+    status = 415
     kind = "invalid_request_error"
 
 

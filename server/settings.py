@@ -36,6 +36,23 @@ class ServerSettings(Section):
     # When the engine fails to start or dies, fail in-flight requests and exit non-zero (an orchestrator restarts
     # the service). Off: stay up with /health at 503.
     exit_on_engine_failure: bool = True
+    # HTTP limits at the socket (server/http/protocol.py); refusals are plain text and close the connection.
+    # Largest request head (request line and headers) in bytes: past it, 431 without reading the rest.
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Most header fields in one request: past it, 431.
+    max_headers: int = Field(100, ge=8, le=10_000)
+    # Seconds to send a complete request head, from connecting (or from the first byte of a later request on a
+    # kept-alive connection): then 408 and close (a connection that sent nothing is just closed).
+    header_timeout_s: float = Field(10.0, gt=0)
+    # Seconds for a request body to arrive completely after its head: then 408 and close.
+    body_timeout_s: float = Field(60.0, gt=0)
+    # Seconds an idle kept-alive connection stays open between requests.
+    keep_alive_timeout_s: float = Field(5.0, gt=0)
+    # Open connections at once; one more is answered 503 and closed. The open-file limit is raised to fit.
+    max_connections: int = Field(1024, ge=1)
+    # Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"]; "*" allows any.
+    # Empty (the default): no CORS headers, so browsers refuse cross-origin reads and preflights fail.
+    cors_allow_origins: list[str] = Field(default_factory=list)
 
 
 class ScriptRule(Section):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 import yaml
 
 from routes import WIRE_APIS
@@ -24,6 +23,7 @@ from routes.provider import Provider
 from server.app import create_app
 from server.engine.base import Engine, EngineStep, GenerationRequest
 from server.engine.scripted import ScriptedEngine
+from server.http.server import build_server
 from server.settings import ScriptedSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -151,11 +151,12 @@ def wait_ready(base_url: str, timeout: float, process: subprocess.Popen[bytes] |
 def threaded_server(
     settings: Settings, engine: Engine | None = None, *, wait: bool = True, wire_apis: tuple[Provider, ...] = WIRE_APIS
 ) -> Iterator[LiveServer]:
-    """A real uvicorn server on a loopback port, in a thread of this process (``wait``: until it is ready)."""
+    """The production server (``build_server``) on a loopback port, in a thread of this process (``wait``: until
+    it is ready)."""
     port = free_port()
-    app = create_app(settings, engine, wire_apis)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    section = settings.server.model_copy(update={"host": "127.0.0.1", "port": port, "log_level": "warning"})
+    app = create_app(settings.model_copy(update={"server": section}), engine, wire_apis)
+    server = build_server(app)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -20,6 +20,7 @@ from server.errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    UnsupportedMediaTypeError,
 )
 from server.http.jsonio import dumps
 
@@ -39,7 +40,7 @@ def _error_code(exc: ServerError) -> int:
         return 7001
     if isinstance(exc, NotFoundError):
         return 7000
-    if isinstance(exc, InvalidRequestError):
+    if isinstance(exc, InvalidRequestError | UnsupportedMediaTypeError):
         return 5004
     if isinstance(exc, EngineUnavailableError):
         return 3050
