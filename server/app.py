@@ -58,6 +58,7 @@ def build_context(settings: Settings, engine: Engine | None = None) -> ServerCon
 
 async def _load(ctx: ServerContext) -> None:
     ctx.readiness.set("loading", f"starting the {ctx.engine.info.name} engine")
+    ctx.service.loading = True
     started = time.monotonic()
     try:
         await ctx.engine.start()
@@ -65,6 +66,8 @@ async def _load(ctx: ServerContext) -> None:
         log.exception("engine failed to start")
         ctx.readiness.set("failed", f"engine failed to start: {exc.__class__.__name__}: {exc}")
         return
+    finally:
+        ctx.service.loading = False
     ctx.readiness.set("ready", f"loaded in {time.monotonic() - started:.1f}s")
     log.info("engine ready (%s, max_model_len=%d)", ctx.engine.info.name, ctx.engine.info.max_model_len)
 
@@ -131,7 +134,15 @@ def create_app(
             ctx.service.close()
             await ctx.engine.shutdown()
 
-    app = FastAPI(title="gpt-oss server", version=__version__, lifespan=lifespan)
+    docs = settings.server.docs  # the interactive docs and the OpenAPI document: off unless enabled
+    app = FastAPI(
+        title="gpt-oss server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.ctx = ctx
 
     @app.get("/live", include_in_schema=False)

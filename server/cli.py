@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from server.errors import ConfigError
-from server.settings import Settings, load_settings
+from server.settings import CONFIG_DIR, Settings, load_settings, profile_choice
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -30,11 +30,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _profile(args: argparse.Namespace) -> str:
+    if args.config is not None:
+        return f"{args.config} (--config)"
+    path, reason = profile_choice()
+    return f"{path.relative_to(CONFIG_DIR.parent) if path.is_relative_to(CONFIG_DIR.parent) else path} ({reason})"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, _overrides(args))
 
 
-def banner(settings: Settings, keys: int, providers: list[str]) -> str:
+def banner(settings: Settings, keys: int, providers: list[str], profile: str = "") -> str:
     engine = settings.engine
     model = engine.vllm.model or "tiny random-weight gpt-oss checkpoint (built on first run)"
     if engine.kind == "scripted":
@@ -43,6 +50,7 @@ def banner(settings: Settings, keys: int, providers: list[str]) -> str:
     return "\n".join(
         [
             "gpt-oss server",
+            *([f"  profile    {profile}"] if profile else []),
             f"  engine     {engine.kind}",
             f"  model      {model}  (served as '{engine.served_model_name}')",
             f"  routes     {', '.join(providers)}",
@@ -56,10 +64,17 @@ def serve(args: argparse.Namespace) -> int:
     from server.supervisor import die_with_parent, is_child, remove_orphan_segments, supervise
 
     settings = _settings(args)
+    if not is_child():  # the supervisor (or an unsupervised server) checks once, before anything slow starts
+        from server.preflight import preflight
+
+        preflight(settings)
     if settings.server.supervise and not is_child():
         return supervise(args.argv, settings.server.drain_timeout_s)
     if is_child():
         die_with_parent()
+    from server.offline import stay_offline
+
+    stay_offline(settings.engine.vllm.model)
 
     from routes import WIRE_APIS
     from server.app import create_app
@@ -71,7 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     ctx = app.state.ctx
     enabled = [f"{p.name} ({p.paths})" for p in WIRE_APIS if p.enabled(ctx)]
-    sys.stderr.write(banner(settings, len(ctx.keys), enabled) + "\n")
+    sys.stderr.write(banner(settings, len(ctx.keys), enabled, _profile(args)) + "\n")
     started = time.time()
     build_server(app).run()
     if is_child() or not settings.server.supervise:  # a supervisor that died cannot clean up after this tree

@@ -30,6 +30,8 @@ class ServerError(Exception):
 
     status: int = 500
     kind: str = "server_error"
+    # Seconds after which a retry may succeed (the ``Retry-After`` header routes send), when the error says so.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -123,6 +125,10 @@ class EngineError(ServerError):
 class EngineUnavailableError(EngineError):
     status = 503
     kind = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RequestTimeoutError(EngineError):

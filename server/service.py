@@ -68,6 +68,7 @@ class ChatService:
         self._queued_tokens = 0
         self._running: dict[str, PreparedRequest] = {}
         self._stopping = False
+        self.loading = False  # the engine is starting: requests get 503 with Retry-After
         self._tasks: set[asyncio.Future[None]] = set()
 
     @property
@@ -198,6 +199,10 @@ class ChatService:
         limits = self.limits
         if self._stopping:
             raise EngineUnavailableError("The server is shutting down.")
+        if self.loading:
+            raise EngineUnavailableError(
+                "The model is still loading; retry in a few seconds.", retry_after=LOADING_RETRY_S
+            )
         await self.engine.check_health()
         if self._active >= limits.max_concurrent_requests:
             raise RateLimitError(
@@ -363,6 +368,7 @@ def add_tool_call_parts(calls: dict[int, ToolCall], parts: list[ToolCallDelta]) 
             call.arguments += part.arguments
 
 
+LOADING_RETRY_S = 5  # Retry-After while the engine loads
 MAX_SCHEMA_DEPTH = 64  # as vLLM bounds structured-output schemas
 
 

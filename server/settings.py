@@ -36,6 +36,8 @@ class ServerSettings(Section):
     # When the engine fails to start or dies, fail in-flight requests and exit non-zero (an orchestrator restarts
     # the service). Off: stay up with /health at 503.
     exit_on_engine_failure: bool = True
+    # Serve FastAPI's interactive docs (/docs, /redoc) and its OpenAPI document (/openapi.json).
+    docs: bool = False
     # HTTP limits at the socket (server/http/protocol.py); refusals are plain text and close the connection.
     # Largest request head (request line and headers) in bytes: past it, 431 without reading the rest.
     max_header_bytes: int = Field(32 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -123,6 +125,8 @@ class HarmonySettings(Section):
 
 
 class AuthSettings(Section):
+    # Serving on a non-loopback address with no API keys is refused unless this says it is meant.
+    allow_unauthenticated: bool = False
     # Comma- or newline-separated keys in this environment variable...
     api_keys_env: str = "GPTOSS_API_KEYS"
     # ...and/or one key per line in this file. No keys anywhere: auth is off.
@@ -262,11 +266,20 @@ def _env_overrides(settings_cls: type[CoreSettings]) -> dict[str, Any]:
     return EnvSettingsSource(settings_cls)()
 
 
-def default_profile() -> Path:
-    """gpt-oss-120b on GPU when a GPU and CUDA vLLM are present, else the CPU profile."""
-    from server.engine.detect import cuda_vllm_available
+def profile_choice() -> tuple[Path, str]:
+    """The default profile and why it was chosen: gpt-oss-120b on GPU when a GPU and CUDA vLLM are present, else the
+    CPU profile."""
+    from server.engine.detect import gpu_present, installed_vllm
 
-    return CONFIG_DIR / ("gpu.yaml" if cuda_vllm_available() else "cpu.yaml")
+    dist, gpu = installed_vllm(), gpu_present()
+    if dist == "vllm" and gpu:
+        return CONFIG_DIR / "gpu.yaml", "auto: a GPU and CUDA vLLM are present"
+    missing = "no GPU found" if not gpu else f"CUDA vLLM not installed ({dist or 'no vLLM'} is)"
+    return CONFIG_DIR / "cpu.yaml", f"auto: {missing}"
+
+
+def default_profile() -> Path:
+    return profile_choice()[0]
 
 
 def load_settings(

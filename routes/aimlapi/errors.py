@@ -65,7 +65,7 @@ def render_error(exc: ServerError, request: Request | None = None) -> Response:
     settings = section(request.app.state.ctx) if request is not None else AimlapiSettings()
     path = request.url.path if request is not None else "/chat/completions"
     headers = trace_headers(request)
-    if isinstance(exc, RateLimitError):
+    if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     return Response(
         dumps(error_body(exc, path, settings)), status_code=exc.status, media_type="application/json", headers=headers

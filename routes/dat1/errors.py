@@ -10,7 +10,6 @@ from routes.dat1.settings import Dat1Settings, section
 from server.errors import (
     ContextLengthError,
     InvalidRequestError,
-    RateLimitError,
     ServerError,
 )
 from server.http.jsonio import dumps
@@ -67,5 +66,5 @@ def error_info(exc: ServerError, settings: Dat1Settings) -> dict[str, Any]:
 def render_error(exc: ServerError, request: Request | None = None) -> Response:
     settings = section(request.app.state.ctx) if request is not None else Dat1Settings()
     info = error_info(exc, settings)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitError) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return Response(dumps({"error": info}), status_code=info["code"], media_type=JSON_TYPE, headers=headers)

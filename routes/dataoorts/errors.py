@@ -82,6 +82,6 @@ def _status(exc: ServerError) -> int:
 
 def render_error(exc: ServerError, request: Request | None = None) -> Response:
     settings = section(request.app.state.ctx) if request is not None else DataoortsSettings()
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitError) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     body = dumps(error_body(exc, settings))
     return Response(body, status_code=_status(exc), media_type="application/json", headers=headers)

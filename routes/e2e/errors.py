@@ -46,7 +46,7 @@ def render_error(exc: ServerError, request: Request | None = None) -> Response:
     if isinstance(exc, AuthenticationError) and settings.auth_error == "envoy":
         text = "Jwt is missing" if exc.code == "missing_api_key" else "Jwt verification fails"
         return Response(text, status_code=401, media_type="text/plain")
-    headers = {"Retry-After": "1"} if exc.status == 429 else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return Response(
         dumps(error_body(exc, settings)), status_code=exc.status, media_type="application/json", headers=headers
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from server.errors import RateLimitError, ServerError
+from server.errors import ServerError
 from server.http.jsonio import dumps
 from server.types import Finish
 
@@ -16,7 +16,7 @@ def error_body(exc: ServerError) -> dict[str, Any]:
 
 
 def render_error(exc: ServerError, request: Request | None = None) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitError) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return Response(dumps(error_body(exc)), status_code=exc.status, media_type="application/json", headers=headers)

@@ -48,5 +48,5 @@ def error_body(exc: ServerError) -> dict[str, Any]:
 
 
 def render_error(exc: ServerError, request: Request | None = None) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitError) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return Response(dumps(error_body(exc)), status_code=exc.status, media_type="application/json", headers=headers)

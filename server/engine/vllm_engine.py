@@ -17,6 +17,7 @@ from typing import Any
 
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
 from server.errors import EngineUnavailableError, InvalidRequestError, RateLimitError
+from server.offline import stay_offline
 from server.settings import VllmSettings
 from server.types import TokenLogprob
 
@@ -79,6 +80,7 @@ class VllmEngine:
         return self._info
 
     async def start(self) -> None:
+        stay_offline(self._model)  # before vLLM is imported: no usage stats, no hub access for a local model
         if self._settings.cpu_kvcache_space_gib is not None:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self._settings.cpu_kvcache_space_gib:g}")
         # How long vLLM waits for its processes to stop before killing them (engine core, then its workers).
