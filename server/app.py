@@ -34,6 +34,7 @@ from server.harmony.render import HarmonyRenderer, RenderOptions
 from server.http.auth import KeyStore
 from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
+from server.http.requestlog import RequestLogMiddleware
 from server.http.routing import validation_error
 from server.service import ChatService
 from server.settings import Settings
@@ -186,6 +187,10 @@ def create_app(
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         return render(validation_error(exc), request)
 
+    def api_of(path: str) -> str | None:
+        owner = owner_of(path, ctx, wire_apis)
+        return owner.name if owner is not None else None
+
     # A request whose head the HTTP protocol found malformed: a 400 in the owning route's envelope.
     app.add_middleware(FramingErrorMiddleware, render=render)
     origins = settings.server.cors_allow_origins
@@ -193,5 +198,8 @@ def create_app(
         app.add_middleware(
             CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"], max_age=600
         )
+    # outermost: every response carries X-Request-Id, and every request is logged once
+    server = settings.server
+    app.add_middleware(RequestLogMiddleware, api_of=api_of, fmt=server.log_format, log_probes=server.log_probes)
 
     return app

@@ -27,6 +27,7 @@ class Generation:
         self.top_logprobs = top_logprobs
         self.interval = stream_interval
         self.completion_tokens = 0
+        self.cached_tokens = 0
         self.reason: FinishReason = "stop"
         self.stop_reason: int | str | None = None
         self.stopped_by_text = False
@@ -57,6 +58,8 @@ class Generation:
 
     def decode(self, step: EngineStep) -> Delta:
         """Token ids to a neutral delta (reasoning, content, tool-call parts), with timing and logprobs."""
+        if step.cached_tokens is not None:
+            self.cached_tokens = step.cached_tokens
         if step.token_ids:
             if self.timings.first_token is None:
                 self.timings.first_token = time.time()
@@ -112,7 +115,7 @@ class Generation:
         if self.reason == "abort" and abort_cause is not None and self.failure is None:
             self.error, self.failure = abort_cause.message, abort_cause
         self.timings.end = time.time()
-        usage = Usage(self.prompt_tokens, self.completion_tokens, self.decoder.reasoning_tokens)
+        usage = Usage(self.prompt_tokens, self.completion_tokens, self.decoder.reasoning_tokens, self.cached_tokens)
         return Finish(
             reason=self.reason,
             usage=usage,

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from server import requestlog
 from server.engine.base import Engine, GenerationRequest
 from server.errors import (
     ContextLengthError,
@@ -304,7 +305,10 @@ class ChatService:
             tail = run.tail()
             if tail is not None:
                 yield tail
-            yield run.finish(prepared.abort_cause)
+            finish = run.finish(prepared.abort_cause)
+            if (record := requestlog.current()) is not None:
+                record.finished(finish)
+            yield finish
         finally:
             self._release(prepared)
 

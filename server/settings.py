@@ -38,6 +38,10 @@ class ServerSettings(Section):
     exit_on_engine_failure: bool = True
     # Serve FastAPI's interactive docs (/docs, /redoc) and its OpenAPI document (/openapi.json).
     docs: bool = False
+    # One line per request (logger "server.requests"): key=value text or one JSON object. Probes are not logged
+    # unless log_probes.
+    log_format: Literal["text", "json"] = "text"
+    log_probes: bool = False
     # HTTP limits at the socket (server/http/protocol.py); refusals are plain text and close the connection.
     # Largest request head (request line and headers) in bytes: past it, 431 without reading the rest.
     max_header_bytes: int = Field(32 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -72,6 +76,8 @@ class ScriptedSettings(Section):
     # YAML or JSON file with a list of rules, appended to ``rules``.
     rules_file: Path | None = None
     token_delay_s: float = Field(0.0, ge=0, le=10)
+    # Report prompt tokens shared with earlier prompts (whole 16-token blocks) as cached, as a prefix cache would.
+    prefix_cache: bool = False
     max_model_len: int = Field(131072, ge=16)
 
 

@@ -61,7 +61,8 @@ def completion_body(
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
-            "prompt_tokens_details": None,
+            # the spec's nullable {cached_tokens}: set when the prefix cache served part of the prompt
+            "prompt_tokens_details": {"cached_tokens": usage.cached_tokens} if usage.cached_tokens else None,
         },
     }
     if settings.include_meta:

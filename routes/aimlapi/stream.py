@@ -109,6 +109,8 @@ async def encode_stream(
                     "completion_tokens": u.completion_tokens,
                     "total_tokens": u.total_tokens,
                 }
+                if u.cached_tokens:
+                    usage["prompt_tokens_details"] = {"cached_tokens": u.cached_tokens}
                 extra = {"meta": meta_body(u, settings)} if settings.include_meta else {}
                 yield chunk([], usage, **extra)
     finally:

@@ -77,6 +77,7 @@ async def chat(request: Request, ctx: ServerContext, *, openai_route: bool) -> R
     result = await complete(ctx, request, prepared)
     payload = completion_body(
         result,
+        cache_n=result.usage.cached_tokens,
         completion_id=completion_id,
         model=parsed.model,
         settings=settings,

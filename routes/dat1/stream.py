@@ -130,7 +130,8 @@ async def encode_stream(
             usage = finish.usage
             final = chunk({}, finish_reason(finish.reason))
             out = [final]
-            usage_json = usage_body(usage.prompt_tokens, usage.completion_tokens, era=era)
+            cache_n = usage.cached_tokens
+            usage_json = usage_body(usage.prompt_tokens, usage.completion_tokens, era=era, cache_n=cache_n)
             if era == "A":
                 final["usage"] = usage_json
             elif era == "B" or opts.include_usage:
@@ -138,7 +139,12 @@ async def encode_stream(
             if opts.timings:
                 t = finish.timings
                 out[-1]["timings"] = timings_body(
-                    usage.prompt_tokens, t.prompt_ms, usage.completion_tokens, t.predicted_ms, era=era
+                    usage.prompt_tokens - cache_n,
+                    t.prompt_ms,
+                    usage.completion_tokens,
+                    t.predicted_ms,
+                    era=era,
+                    cache_n=cache_n,
                 )
             if not started and usage.completion_tokens:
                 out.insert(0, chunk({"role": "assistant", "content": None}))

@@ -13,4 +13,5 @@ def shape(settings: E2ESettings) -> VllmShape:
         empty_tool_calls=settings.empty_tool_calls,
         choice_token_ids=settings.choice_token_ids,
         system_fingerprint=settings.system_fingerprint,
+        prompt_tokens_details=settings.prompt_tokens_details,
     )

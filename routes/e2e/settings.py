@@ -26,6 +26,8 @@ class E2ESettings(ProviderSection):
     error_style: Literal["nested", "flat"] = "nested"
     # UNKNOWN gateway 401 body: vLLM's error envelope (default) or Envoy's plain-text "Jwt verification fails".
     auth_error: Literal["vllm", "envoy"] = "vllm"
+    # UNKNOWN whether E2E's vLLM runs with --enable-prompt-tokens-details: off keeps prompt_tokens_details null.
+    prompt_tokens_details: bool = False
     owned_by: str = "vllm"
     system_fingerprint: str | None = None
     # INFERRED: GET .../v1/models is routed through the gateway.

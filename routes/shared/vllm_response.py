@@ -23,6 +23,9 @@ class VllmShape:
     # ``choices[].token_ids`` always present (null unless ``return_token_ids``), or only when asked.
     choice_token_ids: bool = True
     system_fingerprint: str | None = None
+    # ``usage.prompt_tokens_details.cached_tokens`` when the prefix cache served some of the prompt (vLLM with
+    # ``--enable-prompt-tokens-details``); otherwise ``prompt_tokens_details`` is null (and absent from chunks).
+    prompt_tokens_details: bool = True
 
 
 def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None:
@@ -46,18 +49,30 @@ def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None
     return {"content": content}
 
 
-def usage_body(prompt: int, completion: int) -> dict[str, Any]:
+def _details(cached: int, shape: VllmShape) -> dict[str, int] | None:
+    return {"cached_tokens": cached} if shape.prompt_tokens_details and cached else None
+
+
+def usage_body(prompt: int, completion: int, cached: int = 0, shape: VllmShape | None = None) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt,
         "total_tokens": prompt + completion,
         "completion_tokens": completion,
-        "prompt_tokens_details": None,
+        "prompt_tokens_details": _details(cached, shape) if shape is not None else None,
     }
 
 
-def stream_usage_body(prompt: int, completion: int) -> dict[str, int]:
-    """vLLM serialises stream chunks with ``exclude_unset``: no ``prompt_tokens_details`` key there."""
-    return {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion}
+def stream_usage_body(prompt: int, completion: int, cached: int = 0, shape: VllmShape | None = None) -> dict[str, Any]:
+    """vLLM serialises stream chunks with ``exclude_unset``: ``prompt_tokens_details`` only when it is set."""
+    body: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+        "completion_tokens": completion,
+    }
+    details = _details(cached, shape) if shape is not None else None
+    if details is not None:
+        body["prompt_tokens_details"] = details
+    return body
 
 
 def tool_calls_body(result: ChatResult) -> list[dict[str, Any]]:
@@ -115,7 +130,7 @@ def completion_body(
         "choices": [choice],
         "service_tier": None,
         "system_fingerprint": shape.system_fingerprint,
-        "usage": usage_body(usage.prompt_tokens, usage.completion_tokens),
+        "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, shape),
         "prompt_logprobs": None,
         "prompt_token_ids": result.prompt_token_ids if return_token_ids else None,
         "kv_transfer_params": None,

@@ -105,7 +105,8 @@ async def encode_stream(
                 }
             )
             if request.include_usage:
-                yield chunk(None, usage=stream_usage_body(finish.usage.prompt_tokens, finish.usage.completion_tokens))
+                u = finish.usage
+                yield chunk(None, usage=stream_usage_body(u.prompt_tokens, u.completion_tokens, u.cached_tokens, shape))
     finally:
         await events.aclose()  # type: ignore[attr-defined]
     yield SSE_DONE

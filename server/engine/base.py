@@ -35,6 +35,8 @@ class EngineStep:
     finish_reason: EngineFinish | None = None
     stop_reason: int | str | None = None
     logprobs: list[TokenLogprob] | None = None
+    # prompt tokens the engine served from its prefix cache (reported with the first step)
+    cached_tokens: int | None = None
 
 
 @dataclass(slots=True)

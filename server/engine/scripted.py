@@ -45,6 +45,10 @@ def load_rules(settings: ScriptedSettings) -> list[ScriptRule]:
     return rules
 
 
+PREFIX_BLOCK = 16  # vLLM's default KV-cache block size
+PREFIX_CACHE_PROMPTS = 64  # earlier prompts remembered
+
+
 class ScriptedEngine:
     def __init__(self, settings: ScriptedSettings, served_model_name: str = "gpt-oss-120b") -> None:
         self._settings = settings
@@ -59,6 +63,7 @@ class ScriptedEngine:
         self._user = self._encoding.encode("user", disallowed_special=())
         self._final_header = [CHANNEL, *self._encoding.encode("final", disallowed_special=()), MESSAGE]
         self._running: dict[str, asyncio.Event] = {}
+        self._seen_prompts: list[list[int]] = []
         self._started = False
         self._info = EngineInfo(
             name="scripted",
@@ -117,6 +122,23 @@ class ScriptedEngine:
         text = self._encoding.encode(user_text, disallowed_special=())
         return [*self._final_header, *text, RETURN]
 
+    def _cached_prefix(self, prompt: list[int]) -> int | None:
+        """With ``prefix_cache``: the prompt tokens shared with an earlier prompt, in whole blocks (never the whole
+        prompt: the last token is always computed), as vLLM's prefix cache reports them."""
+        if not self._settings.prefix_cache:
+            return None
+        best = 0
+        for seen in self._seen_prompts:
+            shared = 0
+            for a, b in zip(seen, prompt, strict=False):
+                if a != b:
+                    break
+                shared += 1
+            best = max(best, shared)
+        self._seen_prompts.append(list(prompt))
+        del self._seen_prompts[:-PREFIX_CACHE_PROMPTS]
+        return min(best, len(prompt) - 1) // PREFIX_BLOCK * PREFIX_BLOCK
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
         if not self._started:
             raise EngineUnavailableError("The engine is not running.")
@@ -125,6 +147,7 @@ class ScriptedEngine:
         aborted = asyncio.Event()
         self._running[request.request_id] = aborted
         tokens = self.script_for(request.prompt_token_ids)
+        cached = self._cached_prefix(request.prompt_token_ids)
         stops = set(request.stop_token_ids)
         delay = self._settings.token_delay_s
         want_logprobs = request.sampling.logprobs
@@ -138,15 +161,19 @@ class ScriptedEngine:
                     yield EngineStep([], finish_reason="abort")
                     return
                 logprobs = [TokenLogprob(token, 0.0, [(token, 0.0)])] if want_logprobs else None
+                if produced > 1:
+                    cached = None  # reported with the first step only
                 if token in stops:
                     # like vLLM: the model's EOS token (<|return|>) is no "stop reason"; other stop tokens are
                     reason = None if token == RETURN else token
-                    yield EngineStep([token], finish_reason="stop", stop_reason=reason, logprobs=logprobs)
+                    yield EngineStep(
+                        [token], finish_reason="stop", stop_reason=reason, logprobs=logprobs, cached_tokens=cached
+                    )
                     return
                 if produced >= request.max_tokens:
-                    yield EngineStep([token], finish_reason="length", logprobs=logprobs)
+                    yield EngineStep([token], finish_reason="length", logprobs=logprobs, cached_tokens=cached)
                     return
-                yield EngineStep([token], logprobs=logprobs)
+                yield EngineStep([token], logprobs=logprobs, cached_tokens=cached)
             # the script ran out without a stop token: the turn ends like an EOS
             yield EngineStep([], finish_reason="stop")
         finally:

@@ -203,6 +203,7 @@ class VllmEngine:
                     finish_reason=completion.finish_reason if out.finished else None,
                     stop_reason=completion.stop_reason,
                     logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
+                    cached_tokens=out.num_cached_tokens,
                 )
                 try:
                     out = await outputs.__anext__()

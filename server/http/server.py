@@ -66,6 +66,7 @@ def build_server(app: FastAPI) -> DrainingServer:
         lifespan="on",
         timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]  # a float works (call_later)
         timeout_graceful_shutdown=int(settings.drain_timeout_s) + 10,
+        access_log=False,  # one structured line per request instead (server/http/requestlog.py)
     )
     return DrainingServer(config, ctx)
 
