@@ -33,6 +33,15 @@ GRACE_S = 10.0  # after the drain timeout, before the group is killed
 SCAN_INTERVAL_S = 1.0
 SHM = Path("/dev/shm")
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        log.warning("prctl(%d) failed (errno %d)", option, ctypes.get_errno())
 
 
 def is_child() -> bool:
@@ -41,11 +50,7 @@ def is_child() -> bool:
 
 def die_with_parent() -> None:
     """In the child: SIGTERM when the supervisor dies (Linux), and exit at once if it already has."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        log.warning("could not set the parent-death signal (errno %d)", ctypes.get_errno())
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.environ.get(CHILD_ENV) != str(os.getppid()):  # the supervisor died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -128,6 +133,9 @@ class Supervisor:
                 os.killpg(self.child.pid, signal.SIGKILL)
 
     def run(self) -> int:
+        # Descendants whose parent dies are re-parented to the supervisor (not to init), so it can reap them: it
+        # then knows when the tree is really gone (and, as a container's PID 1, leaves no zombies).
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
         env = {**os.environ, CHILD_ENV: str(os.getpid())}
         cmd = [sys.executable, "-m", "server", *self.argv]
         self.child = child = subprocess.Popen(cmd, env=env, start_new_session=True)
@@ -151,9 +159,7 @@ class Supervisor:
         if leftovers:
             log.warning("killing %d process(es) the server left behind: %s", len(leftovers), leftovers)
             self._kill_group()
-            deadline = time.monotonic() + 5
-            while group_members(child.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        reap_descendants(deadline=time.monotonic() + 5)
         for path in remove_orphan_segments(self.started):
             log.info("removed leftover shared memory %s", path)
         if code < 0:
@@ -162,6 +168,21 @@ class Supervisor:
         if code != 0:
             log.error("the server exited with status %d", code)
         return code
+
+
+def reap_descendants(deadline: float) -> None:
+    """Wait for every re-parented descendant to exit and reap it: a reaped process has released its memory maps, so
+    the shared-memory segments it held can be told apart from live ones."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # no children left
+        if pid == 0:
+            if time.monotonic() > deadline:
+                log.warning("descendants still running after the group was killed")
+                return
+            time.sleep(0.02)
 
 
 def supervise(argv: list[str], drain_timeout_s: float) -> int:
