@@ -178,3 +178,16 @@ def test_context_length_enforced_with_real_tokenizer(client: openai.OpenAI) -> N
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "hi " * 3000}])
     assert "maximum context length is 2048" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/chat/completions", "/openai/v1/chat/completions", "/project/p-1/genai/gpt_oss_120b/v1/chat/completions"],
+)
+def test_min_tokens_over_max_tokens_is_400_on_the_vllm_routes(vllm_server: LiveServer, path: str) -> None:
+    model = "gpt_oss_120b" if path.startswith("/project") else "gpt-oss-120b"
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "min_tokens": 9}
+    headers = {"Authorization": f"Bearer {vllm_server.api_key}"}
+    r = httpx.post(vllm_server.base_url + path, json=body, headers=headers, timeout=60)
+    assert r.status_code == 400, r.text
+    assert "min_tokens" in r.json()["error"]["message"]

@@ -161,3 +161,36 @@ def test_large_prompts_render_in_a_worker_with_the_same_tokens() -> None:
     finally:
         pool.close()
     assert during_inline == 0 and during_worker > 0  # the loop kept running while the worker rendered
+
+
+def test_a_huge_message_list_on_dat1_is_refused_before_parsing(bounded: LiveServer) -> None:
+    """dat1's llama-server body has no message cap of its own: 110,000 messages (3.6 MB, under the body limit) are
+    refused at once, and /live keeps answering meanwhile (latencies printed)."""
+    body = {"messages": [{"role": "user", "content": "hi"}] * 110_000}
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            assert requests.get(bounded.base_url + "/live", timeout=30).status_code == 200
+            latencies.append(time.perf_counter() - started)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        started = time.perf_counter()
+        r = requests.post(
+            bounded.base_url + "/api/v1/collection/gpt-120-oss/invoke-chat",
+            json=body,
+            headers={"X-API-Key": API_KEY},
+            timeout=60,
+        )
+        took = time.perf_counter() - started
+    finally:
+        stop.set()
+        prober.join(30)
+    assert r.status_code == 400 and "messages" in r.json()["error"]["message"], r.text
+    latencies.sort()
+    p50, worst = latencies[len(latencies) // 2] * 1000, latencies[-1] * 1000
+    print(f"refused in {took * 1000:.0f} ms; /live p50 {p50:.1f} ms, max {worst:.1f} ms")
