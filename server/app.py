@@ -20,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from routes import WIRE_APIS
 from routes.provider import Provider, owner_of
-from server import __version__
+from server import __version__, metrics
 from server.context import ServerContext
 from server.engine.base import Engine
 from server.engine.factory import create_engine
@@ -31,7 +31,7 @@ from server.errors import (
     ServerError,
 )
 from server.harmony.render import HarmonyRenderer, RenderOptions
-from server.http.auth import KeyStore
+from server.http.auth import KeyStore, bearer_token
 from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
 from server.http.requestlog import RequestLogMiddleware
@@ -66,6 +66,7 @@ async def _load(ctx: ServerContext) -> None:
     except Exception as exc:
         log.exception("engine failed to start")
         ctx.readiness.set("failed", f"engine failed to start: {exc.__class__.__name__}: {exc}")
+        metrics.front_end().engine_failures.inc()
         return
     finally:
         ctx.service.loading = False
@@ -87,6 +88,7 @@ async def watch_engine(ctx: ServerContext) -> None:
             except EngineUnavailableError as exc:
                 log.error("the engine died: %s", exc.message)
                 ctx.readiness.set("failed", exc.message)
+                metrics.front_end().engine_failures.inc()
         if ctx.readiness.state == "failed" and ctx.settings.server.exit_on_engine_failure:
             ctx.service.begin_shutdown()
             deadline = time.monotonic() + 5  # streams of a dead engine end with their error events at once
@@ -145,6 +147,14 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.ctx = ctx
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        """vLLM's metrics under vLLM's names and ours under ``gptoss:`` (public unless ``server.metrics_public`` is
+        off: then any API key, as a Bearer token)."""
+        if not settings.server.metrics_public and ctx.keys.enabled and not ctx.keys.check(bearer_token(request) or ""):
+            return Response("authentication required\n", status_code=401, media_type="text/plain")
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/live", include_in_schema=False)
     async def live() -> Response:

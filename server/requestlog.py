@@ -64,10 +64,16 @@ def unbind(token: contextvars.Token[RequestRecord | None]) -> None:
     _current.reset(token)
 
 
+def close(record: RequestRecord) -> None:
+    """The response has ended: its duration."""
+    if record.duration_ms is None:
+        record.duration_ms = round((time.time() - record.started) * 1000, 1)
+
+
 def emit(record: RequestRecord, fmt: str) -> None:
     """The one line for this request: ``key=value`` pairs (values JSON-quoted, so no request data can forge a line)
     or one JSON object."""
-    record.duration_ms = round((time.time() - record.started) * 1000, 1)
+    close(record)
     values = record.fields()
     if fmt == "json":
         log.info(json.dumps({"event": "request", **values}, ensure_ascii=False, separators=(",", ":")))

@@ -42,6 +42,8 @@ class ServerSettings(Section):
     # unless log_probes.
     log_format: Literal["text", "json"] = "text"
     log_probes: bool = False
+    # GET /metrics without a key (as vLLM serves it); off: any API key as a Bearer token.
+    metrics_public: bool = True
     # HTTP limits at the socket (server/http/protocol.py); refusals are plain text and close the connection.
     # Largest request head (request line and headers) in bytes: past it, 431 without reading the rest.
     max_header_bytes: int = Field(32 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -97,6 +99,8 @@ class VllmSettings(Section):
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     async_scheduling: bool | None = None
+    # vLLM's stat logging, which fills its Prometheus metrics (served on /metrics).
+    log_stats: bool = True
     # Seconds vLLM gives its engine core and workers to stop at shutdown before it kills them.
     shutdown_timeout_s: float = Field(2.0, ge=0)
     # The JSON grammar may not insert free whitespace (keeps small models from looping on spaces).

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from server import metrics
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
 from server.errors import ConfigError, EngineUnavailableError
 from server.harmony.encoding import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
@@ -64,6 +66,7 @@ class ScriptedEngine:
         self._final_header = [CHANNEL, *self._encoding.encode("final", disallowed_special=()), MESSAGE]
         self._running: dict[str, asyncio.Event] = {}
         self._seen_prompts: list[list[int]] = []
+        self._metrics = metrics.scripted_engine(served_model_name)
         self._started = False
         self._info = EngineInfo(
             name="scripted",
@@ -151,6 +154,9 @@ class ScriptedEngine:
         stops = set(request.stop_token_ids)
         delay = self._settings.token_delay_s
         want_logprobs = request.sampling.logprobs
+        stats = self._metrics
+        stats.waiting.inc()
+        started, produced, reason = time.monotonic(), 0, "abort"
         try:
             for produced, token in enumerate(tokens, start=1):
                 if delay:
@@ -158,23 +164,44 @@ class ScriptedEngine:
                 else:
                     await asyncio.sleep(0)
                 if aborted.is_set():
+                    produced -= 1
                     yield EngineStep([], finish_reason="abort")
                     return
                 logprobs = [TokenLogprob(token, 0.0, [(token, 0.0)])] if want_logprobs else None
-                if produced > 1:
+                if produced == 1:
+                    self._first_step(request, cached, started)
+                else:
                     cached = None  # reported with the first step only
                 if token in stops:
                     # like vLLM: the model's EOS token (<|return|>) is no "stop reason"; other stop tokens are
-                    reason = None if token == RETURN else token
+                    reason = "stop"
+                    stop_reason = None if token == RETURN else token
                     yield EngineStep(
-                        [token], finish_reason="stop", stop_reason=reason, logprobs=logprobs, cached_tokens=cached
+                        [token], finish_reason="stop", stop_reason=stop_reason, logprobs=logprobs, cached_tokens=cached
                     )
                     return
                 if produced >= request.max_tokens:
+                    reason = "length"
                     yield EngineStep([token], finish_reason="length", logprobs=logprobs, cached_tokens=cached)
                     return
                 yield EngineStep([token], logprobs=logprobs, cached_tokens=cached)
             # the script ran out without a stop token: the turn ends like an EOS
+            reason = "stop"
             yield EngineStep([], finish_reason="stop")
         finally:
             self._running.pop(request.request_id, None)
+            (stats.running if produced else stats.waiting).dec()
+            stats.generation_tokens.inc(produced)
+            stats.request_latency.observe(time.monotonic() - started)
+            stats.finished(reason)
+
+    def _first_step(self, request: GenerationRequest, cached: int | None, started: float) -> None:
+        """vLLM's per-request stats at the first token: prefill done, the request moves from waiting to running."""
+        stats = self._metrics
+        stats.waiting.dec()
+        stats.running.inc()
+        stats.prompt_tokens.inc(len(request.prompt_token_ids))
+        stats.ttft.observe(time.monotonic() - started)
+        if cached is not None:
+            stats.prefix_queries.inc(len(request.prompt_token_ids))
+            stats.prefix_hits.inc(cached)

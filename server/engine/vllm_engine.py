@@ -47,7 +47,7 @@ def build_engine_args(settings: VllmSettings, model: str, served_model_name: str
         "load_format": settings.load_format,
         "dtype": settings.dtype,
         "tensor_parallel_size": settings.tensor_parallel_size,
-        "disable_log_stats": True,
+        "disable_log_stats": not settings.log_stats,
         "structured_outputs_config": {
             "backend": "xgrammar",
             "disable_any_whitespace": settings.structured_outputs_disable_any_whitespace,
@@ -91,6 +91,8 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self._dead = asyncio.get_running_loop().create_future()
+        # vLLM's stats go to Prometheus (/metrics); its periodic "throughput" log line is left out.
+        logging.getLogger("vllm.v1.metrics.loggers").setLevel(logging.WARNING)
         kwargs = build_engine_args(self._settings, self._model, self._served)
         engine_args = AsyncEngineArgs(**kwargs)
         log.info("starting vLLM engine: %s", {k: v for k, v in kwargs.items() if k != "served_model_name"})

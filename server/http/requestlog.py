@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from server import requestlog
+from server import metrics, requestlog
 from server.requestlog import RequestRecord
 
 Scope = dict[str, Any]
@@ -59,6 +59,9 @@ class RequestLogMiddleware:
             requestlog.unbind(token)
             if record.status is None:
                 record.status = 500
-            if self.log_probes or path not in PROBES:
+            if path not in PROBES:
                 record.api = self.api_of(path)
+                requestlog.close(record)
+                metrics.front_end().observe(record)
+            if self.log_probes or path not in PROBES:
                 requestlog.emit(record, self.fmt)
