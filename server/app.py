@@ -53,7 +53,7 @@ def build_context(settings: Settings, engine: Engine | None = None) -> ServerCon
             default_reasoning_effort=h.default_reasoning_effort,
         )
     )
-    service = ChatService(engine, renderer, settings.limits)
+    service = ChatService(engine, renderer, settings.limits, settings.auth.key_limits)
     return ServerContext(settings=settings, engine=engine, service=service, keys=KeyStore.from_settings(settings.auth))
 
 

@@ -22,7 +22,10 @@ ENGINE_LABELS = ("model_name", "engine")
 class FrontEndMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.requests = Counter(
-            "gptoss:requests", "Requests answered, by wire API and HTTP status.", ["api", "status"], registry=registry
+            "gptoss:requests",
+            "Requests answered, by wire API, HTTP status and API key name.",
+            ["api", "status", "key"],
+            registry=registry,
         )
         self.duration = Histogram(
             "gptoss:request_duration_seconds",
@@ -62,7 +65,7 @@ class FrontEndMetrics:
     def observe(self, record: RequestRecord) -> None:
         api = record.api or "none"
         status = record.status or 0
-        self.requests.labels(api, str(status)).inc()
+        self.requests.labels(api, str(status), record.key or "").inc()
         if record.duration_ms is not None:
             self.duration.labels(api).observe(record.duration_ms / 1000)
         if record.ttft_ms is not None:

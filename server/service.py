@@ -30,7 +30,8 @@ from server.harmony.constraints import output_constraint
 from server.harmony.encoding import STOP_TOKEN_IDS
 from server.harmony.pool import RenderPool, prompt_chars
 from server.harmony.render import HarmonyRenderer
-from server.settings import LimitsSettings
+from server.key_limits import KeyLimiter
+from server.settings import KeyLimits, LimitsSettings
 from server.types import (
     ChatRequest,
     ChatResult,
@@ -57,11 +58,19 @@ class PreparedRequest:
     queued: bool = False  # its prompt tokens count against the prefill backlog (until its first engine step)
     abort_cause: ServerError | None = None  # why the server aborted it (drain, deadline), if it did
     deadline: asyncio.TimerHandle | None = None
+    key: str | None = None  # the API key's name (per-key limits)
 
 
 class ChatService:
-    def __init__(self, engine: Engine, renderer: HarmonyRenderer, limits: LimitsSettings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        renderer: HarmonyRenderer,
+        limits: LimitsSettings,
+        key_limits: dict[str, KeyLimits] | None = None,
+    ) -> None:
         self.engine = engine
+        self._keys = KeyLimiter(key_limits or {})
         self.renderer = renderer
         self.limits = limits
         self._render = RenderPool(renderer, limits.render_inline_chars)
@@ -219,6 +228,9 @@ class ChatService:
                 "Please retry shortly.",
                 retry_after=1,
             )
+        record = requestlog.current()
+        prepared.key = record.key if record is not None else None
+        self._keys.admit(prepared.key, tokens)
         self._active += 1
         self._queued_tokens += tokens
         prepared.admitted = prepared.queued = True
@@ -236,6 +248,7 @@ class ChatService:
             prepared.admitted = False
             self._dequeue(prepared)
             self._active -= 1
+            self._keys.release(prepared.key)
             self._running.pop(prepared.request_id, None)
             if prepared.deadline is not None:
                 prepared.deadline.cancel()
@@ -306,6 +319,7 @@ class ChatService:
             if tail is not None:
                 yield tail
             finish = run.finish(prepared.abort_cause)
+            self._keys.spend(prepared.key, finish.usage.completion_tokens)
             if (record := requestlog.current()) is not None:
                 record.finished(finish)
             yield finish

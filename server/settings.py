@@ -134,9 +134,19 @@ class HarmonySettings(Section):
         return value
 
 
+class KeyLimits(Section):
+    """Limits for one named API key (429 with Retry-After in the route's envelope past either)."""
+
+    max_concurrent_requests: int | None = Field(None, ge=1)
+    # prompt + completion tokens in any 60-second window
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
 class AuthSettings(Section):
     # Serving on a non-loopback address with no API keys is refused unless this says it is meant.
     allow_unauthenticated: bool = False
+    # Per-key limits, by key name (``name:key`` in the keys file or variable; unnamed keys are key-1, key-2, ...).
+    key_limits: dict[str, KeyLimits] = Field(default_factory=dict)
     # Comma- or newline-separated keys in this environment variable...
     api_keys_env: str = "GPTOSS_API_KEYS"
     # ...and/or one key per line in this file. No keys anywhere: auth is off.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from server import requestlog
 from server.errors import AuthenticationError
 from server.keys import KeyStore
 
@@ -21,9 +22,14 @@ def bearer_token(request: Request) -> str | None:
 
 
 def require_key(store: KeyStore, presented: str | None, *, missing: str, invalid: str) -> None:
+    """Raise unless ``presented`` is a configured key (auth off: anything passes); the key's name goes on the
+    request's record, for logs, metrics and per-key limits."""
     if not store.enabled:
         return
     if not presented:
         raise AuthenticationError(missing, code="missing_api_key")
-    if not store.check(presented):
+    name = store.identify(presented)
+    if name is None:
         raise AuthenticationError(invalid, code="invalid_api_key")
+    if (record := requestlog.current()) is not None:
+        record.key = name
