@@ -173,7 +173,7 @@ def test_nothing_but_loopback_is_contacted(tmp_path: Path, monkeypatch: pytest.M
     with subprocess_server({"engine": engine}, tmp_path) as live:
         r = requests.post(
             live.base_url + "/v1/chat/completions",
-            json={"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "reason"}]},
+            json={"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "reason"}], "max_tokens": 8},
             headers={"Authorization": f"Bearer {API_KEY}"},
             timeout=30,
         )
