@@ -18,6 +18,9 @@ def stay_offline(model: str | None) -> None:
     id that is not a local folder."""
     for name, value in NO_TELEMETRY.items():
         os.environ.setdefault(name, value)
+    # vLLM finds "its" address by a UDP connect to 8.8.8.8 unless told: one machine's processes talk over loopback
+    # (a multi-node deployment sets VLLM_HOST_IP to the node's address itself).
+    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if model is None or Path(model).expanduser().exists():
         for name, value in HUB_OFFLINE.items():
