@@ -95,6 +95,15 @@ def json_str(obj: Any, key: str, default: str) -> str:
     return value if isinstance(value, str) else _wrong_type(key, default)
 
 
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON for an error message, as nlohmann's ``dump()`` writes it there. A value nested
+    deeper than the encoder goes (255 levels; the body parser allows 1024) is named instead of written."""
+    try:
+        return dumps(value).decode()
+    except TypeError:  # orjson's JSONEncodeError: recursion limit
+        return "<a value nested too deeply to show>"
+
+
 def _type_error(expected: str, value: Any) -> str:
     return f"[json.exception.type_error.302] type must be {expected}, but is {type_name(value)}"
 
@@ -166,9 +175,9 @@ def parse_message(message: Any) -> ChatMessage:
     """``common_chat_msgs_parse_oaicompat`` for one message (its texts, prefixed "Failed to parse messages: ")."""
     where = "Failed to parse messages: "
     if not isinstance(message, dict):
-        raise ParseError(f"{where}Expected 'message' to be an object, got {dumps(message).decode()}")
+        raise ParseError(f"{where}Expected 'message' to be an object, got {json_text(message)}")
     if "role" not in message:
-        raise ParseError(f"{where}Missing 'role' in message: {dumps(message).decode()}")
+        raise ParseError(f"{where}Missing 'role' in message: {json_text(message)}")
     role = message["role"]
     if not isinstance(role, str):
         raise ParseError(where + _type_error("string", role))
@@ -180,23 +189,22 @@ def parse_message(message: Any) -> ChatMessage:
         parts = []
         for part in content:
             if "type" not in part:
-                raise ParseError(f"{where}Missing content part type: {dumps(part).decode()}")
+                raise ParseError(f"{where}Missing content part type: {json_text(part)}")
             parts.append(_text_field(part, "text", where))
         text = "".join(parts)
     calls: list[ToolCall] = []
     if "tool_calls" in message:
         raw_calls = message["tool_calls"]
         for call in raw_calls if isinstance(raw_calls, list) else [raw_calls]:
-            dump = dumps(call).decode()
             if not isinstance(call, dict) or "type" not in call:
-                raise ParseError(f"{where}Missing tool call type: {dump}")
+                raise ParseError(f"{where}Missing tool call type: {json_text(call)}")
             if call["type"] != "function":
-                raise ParseError(f"{where}Unsupported tool call type: {dump}")
+                raise ParseError(f"{where}Unsupported tool call type: {json_text(call)}")
             function = call.get("function")
             if not isinstance(function, dict):
-                raise ParseError(f"{where}Missing tool call function: {dump}")
+                raise ParseError(f"{where}Missing tool call function: {json_text(call)}")
             if "name" not in function:
-                raise ParseError(f"{where}Missing tool call name: {dump}")
+                raise ParseError(f"{where}Missing tool call name: {json_text(call)}")
             name = _text_field(function, "name", where)
             arguments = _text_field(function, "arguments", where)
             call_id = _text_field(call, "id", where) if "id" in call else ""
@@ -225,29 +233,28 @@ def parse_tools(tools: Any) -> list[FunctionTool]:
         return []
 
     def fail(reason: str) -> ParseError:
-        return ParseError(f"Failed to parse tools: {reason}; tools = {dumps(tools).decode()}")
+        return ParseError(f"Failed to parse tools: {reason}; tools = {json_text(tools)}")
 
     if not isinstance(tools, list):
-        raise fail(f"Expected 'tools' to be an array, got {dumps(tools).decode()}")
+        raise fail(f"Expected 'tools' to be an array, got {json_text(tools)}")
     if len(tools) > MAX_TOOLS:
         raise fail(f"at most {MAX_TOOLS} tools are allowed")
     out: list[FunctionTool] = []
     for tool in tools:
-        dump = dumps(tool).decode()
         if not isinstance(tool, dict) or "type" not in tool:
-            raise fail(f"Missing tool type: {dump}")
+            raise fail(f"Missing tool type: {json_text(tool)}")
         if tool["type"] != "function":
-            raise fail(f"Unsupported tool type: {dump}")
+            raise fail(f"Unsupported tool type: {json_text(tool)}")
         function = tool.get("function")
         if not isinstance(function, dict):
-            raise fail(f"Missing tool function: {dump}")
+            raise fail(f"Missing tool function: {json_text(tool)}")
         name = function.get("name")
         if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
-            raise fail(f"Invalid function name: {dumps(name).decode()}")
+            raise fail(f"Invalid function name: {json_text(name)}")
         description = function.get("description")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
-            raise fail(f"Invalid function parameters: {dump}")
+            raise fail(f"Invalid function parameters: {json_text(tool)}")
         out.append(FunctionTool(name, description if isinstance(description, str) else None, parameters))
     return out
 
