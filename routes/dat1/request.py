@@ -36,6 +36,13 @@ MAX_TOOLS = 128
 
 MAX_LOGIT_BIAS = 1024
 
+# A text key of logit_bias is tokenized on the event loop, and byte-pair encoding is quadratic in the length of one
+# word: llama-server has no bound, but a 100k-letter key would stall every request for seconds (and a million
+# letters crash the tokenizer). A word or phrase to bias fits in far less.
+MAX_BIAS_TEXT = 256
+
+TOKEN_ID_KEY = re.compile(r"[+-]?([0-9]+)")
+
 
 def type_name(value: Any) -> str:
     """nlohmann::json's ``type_name()``."""
@@ -303,9 +310,15 @@ def parse_logit_bias(value: Any) -> dict[int, float] | None:
         if isinstance(key, int) and not isinstance(key, bool):
             tokens = [key] if 0 <= key < N_VOCAB else []
         elif isinstance(key, str):
-            digits = key.lstrip("+-") if isinstance(value, dict) else ""
-            if digits.isdigit():  # an object's key is a token id when strtol reads all of it
-                tokens = [int(key)] if 0 <= int(key) < N_VOCAB else []
+            number = TOKEN_ID_KEY.fullmatch(key) if isinstance(value, dict) else None
+            if number is not None:  # an object's key is a token id when strtol reads all of it (ASCII digits)
+                digits = number[1].lstrip("0") or "0"
+                token = int(digits) if len(digits) <= 6 else N_VOCAB  # longer: past the vocabulary (strtol saturates)
+                tokens = [token] if token < N_VOCAB and (token == 0 or not key.startswith("-")) else []
+            elif len(key) > MAX_BIAS_TEXT:
+                raise InvalidRequestError(
+                    f"logit_bias text keys may be at most {MAX_BIAS_TEXT} characters long.", param="logit_bias"
+                )
             else:
                 tokens = get_encoding().encode(key, disallowed_special=())
         else:
