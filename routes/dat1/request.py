@@ -36,12 +36,10 @@ MAX_TOOLS = 128
 
 MAX_LOGIT_BIAS = 1024
 
-# A text key of logit_bias is tokenized on the event loop, and byte-pair encoding is quadratic in the length of one
-# word: llama-server has no bound, but a 100k-letter key would stall every request for seconds (and a million
-# letters crash the tokenizer). A word or phrase to bias fits in far less.
+# A text key of logit_bias is tokenized on the event loop (BPE is quadratic in a word's length: a 100k-letter key
+# stalls every request for seconds, a million letters crash the tokenizer); llama-server has no bound.
 MAX_BIAS_TEXT = 256
-
-TOKEN_ID_KEY = re.compile(r"[+-]?([0-9]+)")
+TOKEN_ID_KEY = re.compile(r"[+-]?([0-9]+)")  # an object key that strtol reads whole
 
 
 def type_name(value: Any) -> str:
@@ -103,8 +101,7 @@ def json_str(obj: Any, key: str, default: str) -> str:
 
 
 def json_text(value: Any) -> str:
-    """``value`` as compact JSON for an error message, as nlohmann's ``dump()`` writes it there. A value nested
-    deeper than the encoder goes (255 levels; the body parser allows 1024) is named instead of written."""
+    """``value`` as JSON for an error message (nlohmann's ``dump()``); one nested past 255 levels is only named."""
     try:
         return dumps(value).decode()
     except TypeError:  # orjson's JSONEncodeError: recursion limit
