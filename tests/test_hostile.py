@@ -25,6 +25,10 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from routes.aimlapi.request import ChatCompletionRequest as AimlapiRequest
+from routes.dataoorts.request import RunInput
+from routes.openai.request import ChatCompletionRequest as OpenAIRequest
+from routes.oxen.request import ChatCompletionRequest as OxenRequest
 from server.harmony.encoding import FIRST_SPECIAL_ID
 from tests.cases import all_cases
 from tests.contract import ProviderCase, sse_payloads
@@ -397,6 +401,38 @@ def test_wrong_fields(live: LiveServer, client: requests.Session, case: Provider
     if "model" in extra:
         body["model"] = extra["model"]
     check(client, live, case, send(client, live, case, encode(body)), refused_on(case))
+
+
+# every top-level field each route reads (its request model's fields; for dat1, the keys llama-server reads)
+DAT1_FIELDS = [
+    *["messages", "model", "stream", "stream_options", "tools", "tool_choice", "response_format", "json_schema"],
+    *["grammar", "reasoning_format", "reasoning_effort", "chat_template_kwargs", "ignore_eos", "timings_per_token"],
+]
+REQUEST_FIELDS = {
+    "openai": list(OpenAIRequest.model_fields),
+    "e2e": list(OpenAIRequest.model_fields),
+    "aimlapi": list(AimlapiRequest.model_fields),
+    "oxen": list(OxenRequest.model_fields),
+    "dataoorts": list(RunInput.model_fields),  # inside ``data``
+    "dat1": DAT1_FIELDS,
+}
+WRONG_TYPES = [12345, 1e308, "x", True, None, [1, "a", None], {"a": {"b": [1]}}, _deep(300)]
+
+
+def request_fields(case: ProviderCase) -> list[str]:
+    family = case.name.split("-")[0]
+    assert family in REQUEST_FIELDS, f"add {case.name}'s request fields to REQUEST_FIELDS"
+    return [f for f in REQUEST_FIELDS[family] if f not in NUMERIC_FIELDS]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_wrong_types_in_every_field(live: LiveServer, client: requests.Session, case: ProviderCase) -> None:
+    failures = []
+    for name in request_fields(case):
+        for value in WRONG_TYPES:
+            r = send(client, live, case, encode(case.body(HI, False, {name: value})))
+            failures += [f"{name}={value!r:.24}: {p}" for p in problems(client, live, case, r, refused=False)]
+    assert not failures, failures
 
 
 # ---- bodies -------------------------------------------------------------------------------------------------------
