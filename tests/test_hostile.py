@@ -301,8 +301,11 @@ MESSAGES: dict[str, tuple[Any, Expect]] = {
 @pytest.mark.parametrize("label", list(MESSAGES))
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_wrong_message_fields(live: LiveServer, client: requests.Session, case: ProviderCase, label: str) -> None:
+    """Streamed or not: a refusal comes before the first byte, in the route's JSON envelope."""
     messages, refused_on = MESSAGES[label]
-    check(client, live, case, send(client, live, case, encode(case.body(messages, False, {}))), refused_on(case))
+    for stream in (False, True):
+        r = send(client, live, case, encode(case.body(messages, stream, {})))
+        check(client, live, case, r, refused_on(case))
 
 
 # label -> (extra fields, must be refused on)
