@@ -835,16 +835,15 @@ def test_live_stays_fast_under_a_hostile_burst(separate: LiveServer, capsys: pyt
             t.start()
         busy: list[float] = []
         for _ in range(5000):  # bounded; ends with the burst
+            busy.append(probe(session))
             if not any(t.is_alive() for t in threads):
                 break
-            busy.append(probe(session))
             time.sleep(0.005)
         for t in threads:
             t.join(300)
     assert not any(t.is_alive() for t in threads)
     assert len(outcomes) == len(work)
     assert all(isinstance(o, int) and o < 500 for o in outcomes), sorted(set(map(str, outcomes)))
-    assert busy
     with capsys.disabled():
         print(f"\n/live idle: {_percentiles(idle)}")
         print(f"/live under a hostile burst ({len(work)} requests, 4 threads): {_percentiles(busy)}")
