@@ -36,6 +36,11 @@ MAX_TOOLS = 128
 
 MAX_LOGIT_BIAS = 1024
 
+# A text key of logit_bias is tokenized on the event loop (BPE is quadratic in a word's length: a 100k-letter key
+# stalls every request for seconds, a million letters crash the tokenizer); llama-server has no bound.
+MAX_BIAS_TEXT = 256
+TOKEN_ID_KEY = re.compile(r"[+-]?([0-9]+)")  # an object key that strtol reads whole
+
 
 def type_name(value: Any) -> str:
     """nlohmann::json's ``type_name()``."""
@@ -93,6 +98,14 @@ def json_str(obj: Any, key: str, default: str) -> str:
     if value is None:
         return default
     return value if isinstance(value, str) else _wrong_type(key, default)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON for an error message (nlohmann's ``dump()``); one nested past 255 levels is only named."""
+    try:
+        return dumps(value).decode()
+    except TypeError:  # orjson's JSONEncodeError: recursion limit
+        return "<a value nested too deeply to show>"
 
 
 def _type_error(expected: str, value: Any) -> str:
@@ -166,9 +179,9 @@ def parse_message(message: Any) -> ChatMessage:
     """``common_chat_msgs_parse_oaicompat`` for one message (its texts, prefixed "Failed to parse messages: ")."""
     where = "Failed to parse messages: "
     if not isinstance(message, dict):
-        raise ParseError(f"{where}Expected 'message' to be an object, got {dumps(message).decode()}")
+        raise ParseError(f"{where}Expected 'message' to be an object, got {json_text(message)}")
     if "role" not in message:
-        raise ParseError(f"{where}Missing 'role' in message: {dumps(message).decode()}")
+        raise ParseError(f"{where}Missing 'role' in message: {json_text(message)}")
     role = message["role"]
     if not isinstance(role, str):
         raise ParseError(where + _type_error("string", role))
@@ -180,23 +193,22 @@ def parse_message(message: Any) -> ChatMessage:
         parts = []
         for part in content:
             if "type" not in part:
-                raise ParseError(f"{where}Missing content part type: {dumps(part).decode()}")
+                raise ParseError(f"{where}Missing content part type: {json_text(part)}")
             parts.append(_text_field(part, "text", where))
         text = "".join(parts)
     calls: list[ToolCall] = []
     if "tool_calls" in message:
         raw_calls = message["tool_calls"]
         for call in raw_calls if isinstance(raw_calls, list) else [raw_calls]:
-            dump = dumps(call).decode()
             if not isinstance(call, dict) or "type" not in call:
-                raise ParseError(f"{where}Missing tool call type: {dump}")
+                raise ParseError(f"{where}Missing tool call type: {json_text(call)}")
             if call["type"] != "function":
-                raise ParseError(f"{where}Unsupported tool call type: {dump}")
+                raise ParseError(f"{where}Unsupported tool call type: {json_text(call)}")
             function = call.get("function")
             if not isinstance(function, dict):
-                raise ParseError(f"{where}Missing tool call function: {dump}")
+                raise ParseError(f"{where}Missing tool call function: {json_text(call)}")
             if "name" not in function:
-                raise ParseError(f"{where}Missing tool call name: {dump}")
+                raise ParseError(f"{where}Missing tool call name: {json_text(call)}")
             name = _text_field(function, "name", where)
             arguments = _text_field(function, "arguments", where)
             call_id = _text_field(call, "id", where) if "id" in call else ""
@@ -225,29 +237,28 @@ def parse_tools(tools: Any) -> list[FunctionTool]:
         return []
 
     def fail(reason: str) -> ParseError:
-        return ParseError(f"Failed to parse tools: {reason}; tools = {dumps(tools).decode()}")
+        return ParseError(f"Failed to parse tools: {reason}; tools = {json_text(tools)}")
 
     if not isinstance(tools, list):
-        raise fail(f"Expected 'tools' to be an array, got {dumps(tools).decode()}")
+        raise fail(f"Expected 'tools' to be an array, got {json_text(tools)}")
     if len(tools) > MAX_TOOLS:
         raise fail(f"at most {MAX_TOOLS} tools are allowed")
     out: list[FunctionTool] = []
     for tool in tools:
-        dump = dumps(tool).decode()
         if not isinstance(tool, dict) or "type" not in tool:
-            raise fail(f"Missing tool type: {dump}")
+            raise fail(f"Missing tool type: {json_text(tool)}")
         if tool["type"] != "function":
-            raise fail(f"Unsupported tool type: {dump}")
+            raise fail(f"Unsupported tool type: {json_text(tool)}")
         function = tool.get("function")
         if not isinstance(function, dict):
-            raise fail(f"Missing tool function: {dump}")
+            raise fail(f"Missing tool function: {json_text(tool)}")
         name = function.get("name")
         if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
-            raise fail(f"Invalid function name: {dumps(name).decode()}")
+            raise fail(f"Invalid function name: {json_text(name)}")
         description = function.get("description")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
-            raise fail(f"Invalid function parameters: {dump}")
+            raise fail(f"Invalid function parameters: {json_text(tool)}")
         out.append(FunctionTool(name, description if isinstance(description, str) else None, parameters))
     return out
 
@@ -296,9 +307,15 @@ def parse_logit_bias(value: Any) -> dict[int, float] | None:
         if isinstance(key, int) and not isinstance(key, bool):
             tokens = [key] if 0 <= key < N_VOCAB else []
         elif isinstance(key, str):
-            digits = key.lstrip("+-") if isinstance(value, dict) else ""
-            if digits.isdigit():  # an object's key is a token id when strtol reads all of it
-                tokens = [int(key)] if 0 <= int(key) < N_VOCAB else []
+            number = TOKEN_ID_KEY.fullmatch(key) if isinstance(value, dict) else None
+            if number is not None:  # an object's key is a token id when strtol reads all of it (ASCII digits)
+                digits = number[1].lstrip("0") or "0"
+                token = int(digits) if len(digits) <= 6 else N_VOCAB  # longer: past the vocabulary (strtol saturates)
+                tokens = [token] if token < N_VOCAB and (token == 0 or not key.startswith("-")) else []
+            elif len(key) > MAX_BIAS_TEXT:
+                raise InvalidRequestError(
+                    f"logit_bias text keys may be at most {MAX_BIAS_TEXT} characters long.", param="logit_bias"
+                )
             else:
                 tokens = get_encoding().encode(key, disallowed_special=())
         else:

@@ -16,7 +16,7 @@ from server.errors import (
     InvalidRequestError,
     ModelNotFoundError,
 )
-from server.http.auth import bearer_token, require_key
+from server.http.auth import bearer_token, header_value, require_key
 from server.http.body import read_json_object
 from server.http.jsonio import dumps
 from server.http.routing import error_route_class
@@ -32,7 +32,7 @@ INVALID_KEY = "Invalid API Key"  # llama-server's 401 text; dat1's own gateway b
 def authenticate_key(request: Request, ctx: Ctx) -> None:
     """invoke-chat: ``X-API-Key: <key>``."""
     keys = ctx.keys
-    require_key(keys, request.headers.get("x-api-key"), missing=INVALID_KEY, invalid=INVALID_KEY)
+    require_key(keys, header_value(request, "x-api-key"), missing=INVALID_KEY, invalid=INVALID_KEY)
 
 
 def authenticate_bearer(request: Request, ctx: Ctx) -> None:

@@ -45,16 +45,16 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
     top_k: int | None = Field(None, ge=-1, le=1_000_000)
     min_p: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
-    n: int = Field(1, ge=1, le=128)
+    n: int | None = Field(1, ge=1, le=128)  # null (OpenAI's spec and vLLM allow it): the default
     seed: int | None = Field(None, ge=-(2**63), le=INT64)
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0, allow_inf_nan=False)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0, allow_inf_nan=False)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0, allow_inf_nan=False)
     logit_bias: dict[str, float] | None = Field(None, max_length=1024)
-    logprobs: bool = False
+    logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     tools: list[ToolDef] | None = Field(None, max_length=128)
@@ -71,7 +71,7 @@ class ChatCompletionRequest(BaseModel):
     _bias = field_validator("logit_bias")(check_logit_bias)
 
     def to_core(self, request_id: str) -> ChatRequest:
-        if self.n != 1:
+        if self.n not in (None, 1):
             raise InvalidRequestError("Only n=1 is supported.", param="n")
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequestError("top_logprobs requires logprobs to be true.", param="top_logprobs")
@@ -87,7 +87,7 @@ class ChatCompletionRequest(BaseModel):
             frequency_penalty=self.frequency_penalty,
             repetition_penalty=self.repetition_penalty,
             logit_bias={int(k): v for k, v in self.logit_bias.items()} if self.logit_bias else None,
-            logprobs=self.logprobs,
+            logprobs=bool(self.logprobs),
             top_logprobs=self.top_logprobs or 0,
             ignore_eos=self.ignore_eos,
             min_tokens=self.min_tokens,

@@ -8,17 +8,29 @@ from server import requestlog
 from server.errors import AuthenticationError
 from server.keys import KeyStore
 
-__all__ = ["KeyStore", "bearer_token", "require_key"]
+__all__ = ["KeyStore", "bearer_token", "header_value", "require_key"]
+
+
+def header_value(request: Request, name: str) -> str | None:
+    """The value of header ``name`` without surrounding whitespace (RFC 9110: it is no part of the value).
+
+    Sent more than once, its lines are combined as RFC 9110 section 5.3 does (joined by ", "), so two keys never
+    pass as one: a proxy in front that reads the last line and this server must not disagree on who is asking.
+    """
+    values = request.headers.getlist(name)
+    if not values:
+        return None
+    return ", ".join(v.strip(" \t") for v in values)
 
 
 def bearer_token(request: Request) -> str | None:
-    value = request.headers.get("authorization")
+    value = header_value(request, "authorization")
     if value is None:
         return None
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer":
         return None
-    return token.strip() or None
+    return token.strip(" \t") or None
 
 
 def require_key(store: KeyStore, presented: str | None, *, missing: str, invalid: str) -> None:
