@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # scripts/bench.py, imported as a sibling module
+
+from server import textonly
 
 # Engine settings both servers get (CPU profile): keep in sync with configs/cpu.yaml.
 CPU_ENGINE = {"max_model_len": 4096, "gpu_memory_utilization": 0.2, "kv_cache_gib": 1, "enforce_eager": True}
@@ -204,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         config_path.write_text(yaml.safe_dump(ours_config(model, CPU_ENGINE, {})))
         vllm_env = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_ENGINE["kv_cache_gib"])}
         vllm_cmd = vllm_argv(model, vllm_port, CPU_ENGINE, args.vllm_arg)
+    # vLLM's own server gets what ours does: no torchvision/torchaudio/torchcodec in its processes.
+    vllm_env["PYTHONPATH"] = textonly.with_site_dir(os.environ)["PYTHONPATH"]
     ours_cmd = [sys.executable, "-m", "server", "serve", "--config", str(config_path), "--port", str(ours_port)]
     ours_cmd += ["--host", "127.0.0.1"]
     vllm_url, ours_url = f"http://127.0.0.1:{vllm_port}", f"http://127.0.0.1:{ours_port}"

@@ -2,6 +2,12 @@
 
 The real vLLM engine can then run on a CPU with the exact code path used for gpt-oss-120b. The build is
 deterministic from a seed and cached: a folder with a matching ``build-info.json`` is reused.
+
+The weights are drawn with torch and written with safetensors directly, in the layout and with the initialisation
+of transformers' ``GptOssForCausalLM``; ``config.json`` and ``generation_config.json`` come from transformers'
+``GptOssConfig``. The model classes are never imported: ``transformers.modeling_utils`` imports torchvision whenever
+it is installed (through ``transformers.loss`` and ``transformers.image_utils``), and a torchvision built for another
+torch fails on import (see ``server/textonly.py``).
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ _NAMED_SPECIALS = {
     200012: "<|call|>",
     200018: "<|endofprompt|>",
 }
-BUILD_VERSION = 1
+# 2: weights written directly (no transformers model class); other bytes than version 1 for the same seed.
+BUILD_VERSION = 2
 
 
 def harmony_special_tokens() -> list[str]:
@@ -110,22 +117,84 @@ def build_tokenizer(out_dir: Path) -> None:
     tokenizer.save_pretrained(str(out_dir))
 
 
+def tiny_config() -> Any:
+    """The tiny model's ``GptOssConfig`` (transformers fills the fields TINY_CONFIG leaves out)."""
+    from transformers import GptOssConfig
+
+    config = GptOssConfig(**TINY_CONFIG, dtype="bfloat16")
+    config.architectures = ["GptOssForCausalLM"]
+    return config
+
+
+def tiny_weights(config: Any, seed: int) -> dict[str, Any]:
+    """Random bf16 weights named and shaped as ``GptOssForCausalLM(config).state_dict()``, initialised as its
+    ``_init_weights`` does (normal(0, initializer_range) for matrices, embeddings, attention sinks and the router;
+    zeros for the other biases; ones for the norms; the padding row of the embedding zeroed). Deterministic from
+    ``seed``: every tensor is drawn from one generator in a fixed order."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    std = config.initializer_range
+    hidden, vocab, experts = config.hidden_size, config.vocab_size, config.num_local_experts
+    q_dim = config.num_attention_heads * config.head_dim
+    kv_dim = config.num_key_value_heads * config.head_dim
+    inter = config.intermediate_size
+
+    def normal(*shape: int) -> torch.Tensor:
+        return torch.empty(shape, dtype=torch.float32).normal_(0.0, std, generator=generator).to(torch.bfloat16)
+
+    def zeros(*shape: int) -> torch.Tensor:
+        return torch.zeros(shape, dtype=torch.bfloat16)
+
+    def ones(*shape: int) -> torch.Tensor:
+        return torch.ones(shape, dtype=torch.bfloat16)
+
+    embed = normal(vocab, hidden)
+    if config.pad_token_id is not None:
+        embed[config.pad_token_id] = 0
+    weights: dict[str, torch.Tensor] = {"model.embed_tokens.weight": embed}
+    for i in range(config.num_hidden_layers):
+        layer = f"model.layers.{i}"
+        weights |= {
+            f"{layer}.input_layernorm.weight": ones(hidden),
+            f"{layer}.self_attn.q_proj.weight": normal(q_dim, hidden),
+            f"{layer}.self_attn.q_proj.bias": zeros(q_dim),
+            f"{layer}.self_attn.k_proj.weight": normal(kv_dim, hidden),
+            f"{layer}.self_attn.k_proj.bias": zeros(kv_dim),
+            f"{layer}.self_attn.v_proj.weight": normal(kv_dim, hidden),
+            f"{layer}.self_attn.v_proj.bias": zeros(kv_dim),
+            f"{layer}.self_attn.o_proj.weight": normal(hidden, q_dim),
+            f"{layer}.self_attn.o_proj.bias": zeros(hidden),
+            f"{layer}.self_attn.sinks": normal(config.num_attention_heads),
+            f"{layer}.post_attention_layernorm.weight": ones(hidden),
+            f"{layer}.mlp.router.weight": normal(experts, hidden),
+            f"{layer}.mlp.router.bias": normal(experts),
+            f"{layer}.mlp.experts.gate_up_proj": normal(experts, hidden, 2 * inter),
+            f"{layer}.mlp.experts.gate_up_proj_bias": zeros(experts, 2 * inter),
+            f"{layer}.mlp.experts.down_proj": normal(experts, inter, hidden),
+            f"{layer}.mlp.experts.down_proj_bias": zeros(experts, hidden),
+        }
+    weights["model.norm.weight"] = ones(hidden)
+    weights["lm_head.weight"] = normal(vocab, hidden)
+    return weights
+
+
 def build_tiny_checkpoint(out_dir: Path | None = None, *, seed: int = 0, force: bool = False) -> Path:
     """Build (or reuse) the tiny checkpoint and return its folder."""
     path = out_dir or default_checkpoint_dir(seed)
     if not force and is_built(path, seed):
         return path
-    import torch
-    from transformers import GptOssConfig, GptOssForCausalLM
+    from safetensors.torch import save_file
+    from transformers import GenerationConfig
 
     log.info("building tiny gpt-oss checkpoint (seed %d) in %s", seed, path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.manual_seed(seed)
-    config = GptOssConfig(**TINY_CONFIG, torch_dtype="bfloat16")
-    model = GptOssForCausalLM(config).to(torch.bfloat16)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    config = tiny_config()
+    config.save_pretrained(str(tmp))
+    GenerationConfig.from_model_config(config).save_pretrained(str(tmp))
+    save_file(tiny_weights(config, seed), str(tmp / "model.safetensors"), metadata={"format": "pt"})
     build_tokenizer(tmp)
     (tmp / "build-info.json").write_text(json.dumps(_build_info(seed)))
     shutil.rmtree(path, ignore_errors=True)

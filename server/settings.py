@@ -20,8 +20,8 @@ from server.section import ProviderSection, Section
 if TYPE_CHECKING:
     from routes.provider import Provider
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+# The profiles ship inside the package: server/configs (in a checkout, a link to the top-level configs/ folder).
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 class ServerSettings(Section):
@@ -286,6 +286,15 @@ def _env_overrides(settings_cls: type[CoreSettings]) -> dict[str, Any]:
     return EnvSettingsSource(settings_cls)()
 
 
+def resolve_config_file(path: Path) -> Path:
+    """``path`` itself when it exists; else a relative ``configs/<name>`` names the packaged profile of that name,
+    so ``--config configs/cpu.yaml`` works from an installed package as well as from a checkout."""
+    if path.exists() or path.is_absolute() or path.parts[:1] != ("configs",):
+        return path
+    packaged = CONFIG_DIR.joinpath(*path.parts[1:])
+    return packaged if packaged.is_file() else path
+
+
 def profile_choice() -> tuple[Path, str]:
     """The default profile and why it was chosen: gpt-oss-120b on GPU when a GPU and CUDA vLLM are present, else the
     CPU profile."""
@@ -310,7 +319,7 @@ def load_settings(
     """YAML < env < overrides. ``config_file=None`` picks the default profile; ``settings_cls`` defaults to this
     server's tree (``Settings``)."""
     cls = settings_cls or Settings
-    path = config_file or default_profile()
+    path = resolve_config_file(config_file) if config_file else default_profile()
     data = read_yaml(path)
     data = _deep_merge(data, _env_overrides(cls))
     data = _deep_merge(data, overrides or {})

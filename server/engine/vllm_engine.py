@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+from server import textonly
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
 from server.errors import EngineUnavailableError, InvalidRequestError, RateLimitError
 from server.offline import stay_offline
@@ -22,6 +23,10 @@ from server.settings import VllmSettings
 from server.types import TokenLogprob
 
 log = logging.getLogger(__name__)
+
+# Before anything imports vLLM, here and in the processes it spawns: it would import torchvision through transformers,
+# and a torchvision built for another torch crashes on import (see server/textonly.py).
+textonly.exclude()
 
 
 _SAMPLING_FIELDS = (
