@@ -71,9 +71,12 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def held_files() -> set[str]:
-    """/dev/shm paths some live process has mapped or open (from every process's maps and fds)."""
-    held: set[str] = set()
+def held_inodes() -> set[int]:
+    """Inodes of the /dev/shm files some live process has mapped or open (every process's maps and fds).
+
+    By inode, not name: glibc creates a POSIX semaphore under a temporary name, maps it, then links it to its real
+    name, so a live ``sem.mp-...`` shows in the maps as ``/dev/shm/sem.XXXXXX (deleted)``."""
+    held: set[int] = set()
     prefix = str(SHM) + "/"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -82,13 +85,12 @@ def held_files() -> set[str]:
             for line in (entry / "maps").read_text().splitlines():
                 fields = line.split(maxsplit=5)
                 if len(fields) == 6 and fields[5].startswith(prefix):
-                    held.add(fields[5].removesuffix(" (deleted)"))
+                    held.add(int(fields[4]))
         with contextlib.suppress(OSError):
             for fd in (entry / "fd").iterdir():
                 with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith(prefix):
-                        held.add(target.removesuffix(" (deleted)"))
+                    if os.readlink(fd).startswith(prefix):
+                        held.add(os.stat(fd).st_ino)
     return held
 
 
@@ -98,11 +100,12 @@ def remove_orphan_segments(since: float) -> list[Path]:
     open (another server's included) is never touched."""
     if not SHM.is_dir():
         return []
-    held = held_files()
+    held = held_inodes()
     removed = []
     for path in SHM.iterdir():
         with contextlib.suppress(OSError):
-            if path.is_file() and path.stat().st_mtime >= since - 1 and str(path) not in held:
+            stat = path.stat()
+            if path.is_file() and stat.st_mtime >= since - 1 and stat.st_ino not in held:
                 path.unlink()
                 removed.append(path)
     return removed

@@ -71,3 +71,23 @@ def test_only_segments_nobody_holds_are_removed() -> None:
         finally:
             orphan.unlink(missing_ok=True)
     held.unlink()
+
+
+@pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm on this system")
+def test_a_segment_mapped_under_its_temporary_name_is_kept() -> None:
+    """As glibc makes a semaphore: created under a temporary name, mapped, linked to its real name, the temporary
+    name removed. The process's maps show only the (deleted) temporary name; the real one must still be kept."""
+    started = time.time()
+    temporary = SHM / f"gptoss-test-tmp-{os.getpid()}"
+    final = SHM / f"gptoss-test-sem-{os.getpid()}"
+    temporary.write_bytes(b"x" * 4096)
+    with temporary.open("r+b") as f:
+        mapping = mmap.mmap(f.fileno(), 4096)  # stays mapped once the file is closed, as sem_open leaves it
+    try:
+        os.link(temporary, final)
+        temporary.unlink()
+        assert final not in remove_orphan_segments(started) and final.exists()
+    finally:
+        mapping.close()
+        final.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
