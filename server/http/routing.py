@@ -47,6 +47,12 @@ def error_route_class(render: ErrorRenderer) -> type[APIRoute]:
                 except Exception:
                     log.exception("unhandled error on %s %s", request.method, request.url.path)
                     return render(InternalError("The server had an error while processing your request."), request)
+                except BaseException as exc:
+                    # harmony's Rust tokenizer reports a panic as pyo3's PanicException, a BaseException
+                    if exc.__class__.__name__ != "PanicException":
+                        raise
+                    log.error("tokenizer panic on %s %s", request.method, request.url.path)
+                    return render(InternalError("The server could not tokenize this request."), request)
 
             return guarded
 
