@@ -4,6 +4,7 @@ prompt tokens waiting for prefill as well as by the request count (scripted engi
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from pathlib import Path
@@ -163,10 +164,13 @@ def test_large_prompts_render_in_a_worker_with_the_same_tokens() -> None:
     assert during_inline == 0 and during_worker > 0  # the loop kept running while the worker rendered
 
 
-def test_a_huge_message_list_on_dat1_is_refused_before_parsing(bounded: LiveServer) -> None:
-    """dat1's llama-server body has no message cap of its own: 110,000 messages (3.6 MB, under the body limit) are
-    refused at once, and /live keeps answering meanwhile (latencies printed)."""
-    body = {"messages": [{"role": "user", "content": "hi"}] * 110_000}
+@pytest.mark.parametrize(("count", "status"), [(110_000, 413), (50_000, 400)])
+def test_a_huge_message_list_on_dat1_is_refused_before_parsing(bounded: LiveServer, count: int, status: int) -> None:
+    """dat1's llama-server body has no message cap of its own: 110,000 messages (3.4 MB) are over the body limit and
+    refused before parsing; 50,000 (1.6 MB) are parsed and refused before the messages are read; /live keeps
+    answering meanwhile (latencies printed)."""
+    # encoded before the probe starts: encoding 110,000 objects holds this process's GIL for a while too
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}] * count}).encode()
     latencies: list[float] = []
     stop = threading.Event()
 
@@ -182,15 +186,16 @@ def test_a_huge_message_list_on_dat1_is_refused_before_parsing(bounded: LiveServ
         started = time.perf_counter()
         r = requests.post(
             bounded.base_url + "/api/v1/collection/gpt-120-oss/invoke-chat",
-            json=body,
-            headers={"X-API-Key": API_KEY},
+            data=body,
+            headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
             timeout=60,
         )
         took = time.perf_counter() - started
     finally:
         stop.set()
         prober.join(30)
-    assert r.status_code == 400 and "messages" in r.json()["error"]["message"], r.text
+    assert r.status_code == status, r.text
+    assert ("messages" if status == 400 else "too large") in r.json()["error"]["message"]
     latencies.sort()
     p50, worst = latencies[len(latencies) // 2] * 1000, latencies[-1] * 1000
     print(f"refused in {took * 1000:.0f} ms; /live p50 {p50:.1f} ms, max {worst:.1f} ms")
