@@ -27,6 +27,11 @@ from server.http.server import build_server
 from server.settings import ScriptedSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
+# The real vLLM engine on the tiny checkpoint, with the CPU settings that work on these machines (see README).
+TINY_VLLM_ENGINE: dict[str, Any] = {
+    "kind": "vllm",
+    "vllm": {"max_model_len": 2048, "gpu_memory_utilization": 0.2, "cpu_kvcache_space_gib": 1, "enforce_eager": True},
+}
 API_KEY = "sk-test-0123456789abcdef"
 PINNED_DATE = "2026-01-15"
 

@@ -19,20 +19,12 @@ import requests
 import yaml
 
 from server.supervisor import SHM, group_members
-from tests.helpers import API_KEY, PINNED_DATE, LiveServer, subprocess_server
+from tests.helpers import API_KEY, PINNED_DATE, TINY_VLLM_ENGINE, LiveServer, subprocess_server
 
 pytestmark = pytest.mark.engine
 
 CONFIG: dict[str, Any] = {
-    "engine": {
-        "kind": "vllm",
-        "vllm": {
-            "max_model_len": 2048,
-            "gpu_memory_utilization": 0.2,
-            "cpu_kvcache_space_gib": 1,
-            "enforce_eager": True,
-        },
-    },
+    "engine": TINY_VLLM_ENGINE,
     "harmony": {"conversation_start_date": PINNED_DATE},
     "server": {"drain_timeout_s": 1.0},
 }

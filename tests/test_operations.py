@@ -16,7 +16,16 @@ import requests
 from server.errors import ConfigError
 from server.preflight import check_auth_for_address, check_port_free, is_loopback
 from server.settings import Settings
-from tests.helpers import API_KEY, REPO, SCRIPT_RULES, free_port, scripted_settings, subprocess_server, threaded_server
+from tests.helpers import (
+    API_KEY,
+    REPO,
+    SCRIPT_RULES,
+    TINY_VLLM_ENGINE,
+    free_port,
+    scripted_settings,
+    subprocess_server,
+    threaded_server,
+)
 
 
 def test_loopback_names() -> None:
@@ -143,15 +152,7 @@ AUDIT_HOOK = textwrap.dedent(
 ENGINES = [
     pytest.param({"kind": "scripted", "scripted": {"mode": "replay", "rules": SCRIPT_RULES}}, id="scripted"),
     pytest.param(
-        {
-            "kind": "vllm",
-            "vllm": {
-                "max_model_len": 2048,
-                "gpu_memory_utilization": 0.2,
-                "cpu_kvcache_space_gib": 1,
-                "enforce_eager": True,
-            },
-        },
+        TINY_VLLM_ENGINE,
         id="vllm",
         marks=pytest.mark.engine,
     ),
