@@ -19,8 +19,16 @@ from server.types import Delta, Finish, FinishReason, Timings, TokenLogprob, Too
 class Generation:
     """The state of one run from the first engine step to its ``Finish``."""
 
-    def __init__(self, *, prompt_tokens: int, stop: list[str], top_logprobs: int, stream_interval: int) -> None:
-        self.decoder = HarmonyDecoder()
+    def __init__(
+        self,
+        *,
+        prompt_tokens: int,
+        stop: list[str],
+        top_logprobs: int,
+        stream_interval: int,
+        namespaces: frozenset[str] = frozenset(),
+    ) -> None:
+        self.decoder = HarmonyDecoder(namespaces=namespaces)
         self.stops = StopMatcher(stop)
         self.timings = Timings(start=time.time())
         self.prompt_tokens = prompt_tokens

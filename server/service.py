@@ -297,6 +297,7 @@ class ChatService:
                 stop=sampling.stop,
                 top_logprobs=sampling.top_logprobs,
                 stream_interval=self.limits.stream_interval,
+                namespaces=frozenset(t.namespace for t in prepared.request.tools if t.namespace),
             )
             engine_steps = self.engine.generate(prepared.generation)
             try:
@@ -381,7 +382,7 @@ def add_tool_call_parts(calls: dict[int, ToolCall], parts: list[ToolCallDelta]) 
     for part in parts:
         call = calls.get(part.index)
         if call is None:
-            calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments)
+            calls[part.index] = ToolCall(part.id or "", part.name or "", part.arguments, part.namespace)
         else:
             call.arguments += part.arguments
 

@@ -22,6 +22,7 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+    namespace: str | None = None  # a tool of a named group (None: the plain ``functions`` namespace)
 
 
 @dataclass(slots=True)
@@ -39,6 +40,14 @@ class FunctionTool:
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
+    # a named group of tools (harmony renders each group as its own tool namespace); None: ``functions``
+    namespace: str | None = None
+    namespace_description: str | None = None
+
+    @property
+    def recipient(self) -> str:
+        """The harmony recipient the model addresses a call to: ``functions.NAME`` or ``NAMESPACE.NAME``."""
+        return f"{self.namespace or 'functions'}.{self.name}"
 
 
 @dataclass(slots=True)
@@ -137,6 +146,7 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    namespace: str | None = None  # with ``name``, on the first delta of a call to a tool of a named group
 
 
 @dataclass(slots=True)

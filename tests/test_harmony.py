@@ -141,7 +141,11 @@ def _events(text: str, chunk: int) -> list[dict[str, Any]]:
     decoder = HarmonyDecoder(new_tool_call_id=iter(f"call_{i}" for i in range(100)).__next__)
     out = [decoder.feed(ids[i : i + chunk]) for i in range(0, len(ids), chunk)] + [decoder.finish()]
     return [
-        {k: v for k, v in dataclasses.asdict(d).items() if v and k not in ("token_ids", "logprobs")}
+        {
+            k: [{f: x for f, x in part.items() if f != "namespace" or x} for part in v] if k == "tool_calls" else v
+            for k, v in dataclasses.asdict(d).items()
+            if v and k not in ("token_ids", "logprobs")
+        }
         for d in out
         if d.reasoning or d.content or d.tool_calls
     ]

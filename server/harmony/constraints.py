@@ -49,7 +49,7 @@ def function_call(tool: FunctionTool) -> dict[str, Any]:
     """``<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{arguments}``"""
     return _sequence(
         _token(CHANNEL),
-        _text(f"commentary to=functions.{tool.name} "),
+        _text(f"commentary to={tool.recipient} "),
         _token(CONSTRAIN),
         _text("json"),
         _token(MESSAGE),

@@ -1,8 +1,8 @@
 """Decode generated token ids into neutral deltas with harmony's streaming parser.
 
 Channels: ``analysis`` -> reasoning text; ``final`` (and commentary without a recipient, a preamble)
--> answer text; a message addressed to ``functions.NAME`` -> a tool call whose arguments stream as
-deltas. Malformed model output never raises: a token the parser rejects is skipped; when a message
+-> answer text; a message addressed to ``functions.NAME`` (or ``NAMESPACE.NAME`` for a declared tool namespace)
+-> a tool call whose arguments stream as deltas. Malformed model output never raises: a token the parser rejects is skipped; when a message
 header grows past ``MAX_HEADER_TOKENS`` or generation ends while a header is still open, the raw text of
 that message (control tokens removed) becomes answer text, as vLLM recovers it, and from then on the
 output streams as raw text. The caller always gets what could be recovered, incrementally.
@@ -54,6 +54,7 @@ class HarmonyDecoder:
         "_channel",
         "_dropped",
         "_encoding",
+        "_namespaces",
         "_new_id",
         "_parser",
         "_pending",
@@ -63,7 +64,9 @@ class HarmonyDecoder:
         "rejected_tokens",
     )
 
-    def __init__(self, new_tool_call_id: Callable[[], str] = new_call_id) -> None:
+    def __init__(
+        self, new_tool_call_id: Callable[[], str] = new_call_id, namespaces: frozenset[str] = frozenset()
+    ) -> None:
         self._encoding = get_encoding()
         self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
         self._pending: list[int] = []  # tokens of the message in progress
@@ -74,6 +77,7 @@ class HarmonyDecoder:
         self._recipient: str | None = None  # a function recipient (tool call) of the message in progress
         self._dropped = False  # the message in progress addresses an undeclared built-in tool
         self._new_id = new_tool_call_id
+        self._namespaces = namespaces  # tool namespaces the request declared besides ``functions``
         self.reasoning_tokens = 0
         self.rejected_tokens = 0
         self._raw: codecs.IncrementalDecoder | None = None  # set once the output is not harmony
@@ -98,7 +102,7 @@ class HarmonyDecoder:
                 # the header is complete: its channel and recipient hold for the whole message body
                 self._channel = parser.current_channel
                 recipient = parser.current_recipient
-                self._recipient = recipient if recipient and recipient.startswith("functions.") else None
+                self._recipient = recipient if recipient and self._is_tool(recipient) else None
                 # a built-in tool the client never declared (browser.*, python): not a call it can answer
                 self._dropped = bool(recipient) and self._recipient is None and recipient not in ("assistant", "user")
             if self._channel == "analysis":
@@ -126,6 +130,10 @@ class HarmonyDecoder:
                 self._pending.append(token)
         return delta
 
+    def _is_tool(self, recipient: str) -> bool:
+        namespace = recipient.split(".", 1)[0]
+        return "." in recipient and (namespace == "functions" or namespace in self._namespaces)
+
     def _start_raw(self, rest: list[int]) -> str:
         log.debug("harmony header exceeded %d tokens; streaming the output as raw text", MAX_HEADER_TOKENS)
         self.rejected_tokens += len(self._pending)
@@ -142,12 +150,14 @@ class HarmonyDecoder:
         if not self._call_open:
             self._call_open = True
             self._call_index += 1
+            namespace, _, name = recipient.partition(".")
             delta.tool_calls.append(
                 ToolCallDelta(
                     index=self._call_index,
                     id=self._new_id(),
-                    name=sanitize_tool_name(recipient),
+                    name=sanitize_tool_name(name),
                     arguments=text,
+                    namespace=None if namespace == "functions" else namespace,
                 )
             )
         elif delta.tool_calls and delta.tool_calls[-1].index == self._call_index:

@@ -23,12 +23,13 @@ from openai_harmony import (
     Role,
     SystemContent,
     ToolDescription,
+    ToolNamespaceConfig,
 )
 
 from server.errors import InvalidRequestError
 from server.harmony.decode import sanitize_tool_name
 from server.harmony.encoding import get_encoding
-from server.types import ChatMessage, ChatRequest
+from server.types import ChatMessage, ChatRequest, FunctionTool, ToolCall
 
 _EFFORT = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}
 
@@ -68,15 +69,13 @@ class HarmonyRenderer:
             developer = DeveloperContent.new()
             if instructions:
                 developer = developer.with_instructions("\n\n".join(instructions))
-            if tools:
-                developer = developer.with_function_tools(
-                    [ToolDescription.new(t.name, t.description or "", parameters=t.parameters) for t in tools]
-                )
+            for config in _namespaces(tools):
+                developer = developer.with_tools(config)
             messages.append(Message.from_role_and_content(Role.DEVELOPER, developer))
 
         history = [m for m in request.messages if m.role not in ("system", "developer")]
         last_user = max((i for i, m in enumerate(history) if m.role == "user"), default=-1)
-        tool_names = {c.id: c.name for m in history for c in m.tool_calls}
+        tool_names = {c.id: _recipient(c) for m in history for c in m.tool_calls}
         for index, msg in enumerate(history):
             messages.extend(self._history_message(msg, keep_reasoning=index > last_user, tool_names=tool_names))
         return Conversation.from_messages(messages)
@@ -92,23 +91,23 @@ class HarmonyRenderer:
                 out.append(
                     Message.from_role_and_content(Role.ASSISTANT, call.arguments or "{}")
                     .with_channel("commentary")
-                    .with_recipient(f"functions.{sanitize_tool_name(call.name)}")
+                    .with_recipient(_recipient(call))
                     .with_content_type("<|constrain|>json")
                 )
             if msg.content:
                 out.append(Message.from_role_and_content(Role.ASSISTANT, msg.content).with_channel("final"))
             return out
         if msg.role == "tool":
-            name = msg.name or tool_names.get(msg.tool_call_id or "")
-            if not name:
+            recipient = tool_names.get(msg.tool_call_id or "") or (
+                f"functions.{sanitize_tool_name(msg.name)}" if msg.name else None
+            )
+            if not recipient:
                 raise InvalidRequestError(
                     "A tool message must answer a tool call of an earlier assistant message (tool_call_id not found).",
                     param="messages",
                 )
             return [
-                Message.from_author_and_content(
-                    Author.new(Role.TOOL, f"functions.{sanitize_tool_name(name)}"), msg.content or ""
-                )
+                Message.from_author_and_content(Author.new(Role.TOOL, recipient), msg.content or "")
                 .with_channel("commentary")
                 .with_recipient("assistant")
             ]
@@ -126,6 +125,26 @@ class HarmonyRenderer:
             if exc.__class__.__name__ != "PanicException":
                 raise
             raise InvalidRequestError("The conversation cannot be tokenized.", param="messages") from exc
+
+
+def _recipient(call: ToolCall) -> str:
+    return f"{call.namespace or 'functions'}.{sanitize_tool_name(call.name)}"
+
+
+def _namespaces(tools: list[FunctionTool]) -> list[ToolNamespaceConfig]:
+    """The request's tools as harmony namespaces: ``functions`` first, then each named group in order."""
+    groups: dict[str, list[FunctionTool]] = {"functions": []}
+    for tool in tools:
+        groups.setdefault(tool.namespace or "functions", []).append(tool)
+    return [
+        ToolNamespaceConfig(
+            name=name,
+            description=members[0].namespace_description if name != "functions" else None,
+            tools=[ToolDescription.new(t.name, t.description or "", parameters=t.parameters) for t in members],
+        )
+        for name, members in groups.items()
+        if members
+    ]
 
 
 def canonical_arguments(text: str) -> str:
