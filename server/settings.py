@@ -65,9 +65,13 @@ class ServerSettings(Section):
 
 class ScriptRule(Section):
     """Replay ``text`` (harmony completion text, as the model would write it after
-    ``<|start|>assistant``) when the last user message matches ``match`` (a regex; none = always)."""
+    ``<|start|>assistant``) when the last user message matches ``match`` (a regex; none = always).
+
+    With ``tool_output`` (a regex) the rule applies only when the prompt ends with a tool's result that matches it:
+    a tool loop's next turn (call, result, answer) is scripted by a second rule with the same ``match``."""
 
     match: str | None = None
+    tool_output: str | None = None
     text: str
 
 

@@ -30,6 +30,7 @@ from server.types import TokenLogprob
 class _CompiledRule:
     pattern: re.Pattern[str] | None
     token_ids: tuple[int, ...]
+    tool_output: re.Pattern[str] | None = None
 
 
 def load_rules(settings: ScriptedSettings) -> list[ScriptRule]:
@@ -59,6 +60,7 @@ class ScriptedEngine:
             _CompiledRule(
                 re.compile(rule.match, re.DOTALL) if rule.match is not None else None,
                 tuple(self._encoding.encode(rule.text, allowed_special="all")),
+                re.compile(rule.tool_output, re.DOTALL) if rule.tool_output is not None else None,
             )
             for rule in load_rules(settings)
         ]
@@ -115,10 +117,29 @@ class ScriptedEngine:
                 return self._encoding.decode(prompt[begin:end])
         return ""
 
+    def last_tool_output(self, prompt: list[int]) -> str | None:
+        """The result text when the prompt's last message (before ``<|start|>assistant``) is a tool's, else None."""
+        ends = [i for i, token in enumerate(prompt) if token == END]
+        starts = [i for i, token in enumerate(prompt[: ends[-1]]) if token == START] if ends else []
+        if not starts:
+            return None
+        start, end = starts[-1], ends[-1]
+        try:
+            begin = prompt.index(MESSAGE, start, end) + 1
+        except ValueError:
+            return None
+        author = self._encoding.decode(prompt[start + 1 : begin]).split("<|", 1)[0].split(" ", 1)[0]
+        if author in ("user", "assistant", "system", "developer"):
+            return None
+        return self._encoding.decode(prompt[begin:end])
+
     def script_for(self, prompt: list[int]) -> list[int]:
         user_text = self.last_user_text(prompt)
         if self._settings.mode == "replay":
+            tool_output = self.last_tool_output(prompt)
             for rule in self._rules:
+                if rule.tool_output is not None and (tool_output is None or not rule.tool_output.search(tool_output)):
+                    continue
                 if rule.pattern is None or rule.pattern.search(user_text):
                     return list(rule.token_ids)
         # the echoed text is plain text: a user spelling "<|return|>" gets no control token
