@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import stat
 import subprocess
@@ -25,6 +26,7 @@ from tests.helpers import REPO, free_port
 
 Factory = Callable[..., DocumentStore]
 BACKENDS = ["memory", "sqlite", "postgres"]
+DURABLE = ["sqlite", "postgres"]
 # {"x": "aaa..."} encodes to exactly this many bytes
 DOC_BYTES = 1000
 
@@ -173,10 +175,9 @@ async def test_concurrent_puts(make_store: Factory) -> None:
         await store.close()
 
 
+@pytest.mark.parametrize("backend", DURABLE)  # a memory store begins empty
 @sync
-async def test_open_is_idempotent_and_applies_the_bounds(make_store: Factory, backend: str) -> None:
-    if backend == "memory":
-        pytest.skip("a memory store begins empty")
+async def test_open_is_idempotent_and_applies_the_bounds(make_store: Factory) -> None:
     store = await opened(make_store())
     await store.put("old", {"v": 1}, created_at=time.time() - 120)
     await store.open()
@@ -188,11 +189,10 @@ async def test_open_is_idempotent_and_applies_the_bounds(make_store: Factory, ba
         await again.close()
 
 
+@pytest.mark.parametrize("backend", DURABLE)
 @sync
-async def test_documents_outlive_the_store_object(make_store: Factory, backend: str) -> None:
+async def test_documents_outlive_the_store_object(make_store: Factory) -> None:
     """SQLite closed and reopened, PostgreSQL from a new store object: the documents are still there."""
-    if backend == "memory":
-        pytest.skip("a memory store is not durable")
     now = time.time()
     first = await opened(make_store())
     await first.put("kept", {"answer": 42}, created_at=now)
@@ -204,12 +204,11 @@ async def test_documents_outlive_the_store_object(make_store: Factory, backend: 
         await second.close()
 
 
+@pytest.mark.parametrize("backend", DURABLE)
 @sync
-async def test_operations_never_block_the_event_loop(make_store: Factory, backend: str) -> None:
+async def test_operations_never_block_the_event_loop(make_store: Factory) -> None:
     """A heartbeat task gets turns while 200 writes run: each one waits off the loop (a blocking store would give
     it none until the writes were over). A memory store is plain dict work and never waits."""
-    if backend == "memory":
-        pytest.skip("memory operations never wait")
     store = await opened(make_store())
     beats = 0
 
@@ -358,3 +357,18 @@ def test_postgres_without_its_driver_is_a_start_up_error() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "gptoss-server[postgres]" in done.stdout
+
+
+def test_printed_settings_never_show_the_database_password() -> None:
+    from server.store.base import redacted_url
+
+    assert redacted_url("postgresql://app:s3cret@db:5432/main") == "postgresql://app:***@db:5432/main"
+    assert redacted_url("postgresql://db/main?sslmode=require&password=s3cret") == (
+        "postgresql://db/main?sslmode=require&password=***"
+    )
+    assert redacted_url("sqlite:////var/lib/x.sqlite3") == "sqlite:////var/lib/x.sqlite3"
+    env = {**os.environ, "GPTOSS_STORE__URL": "postgresql://app:s3cret@db:5432/main"}
+    argv = [sys.executable, "-m", "server", "print-config", "--config", "configs/scripted.yaml"]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "s3cret" not in done.stdout and '"url": "postgresql://app:***@db:5432/main"' in done.stdout
