@@ -97,8 +97,8 @@ class PostgresStore:
             ) from exc
 
     async def put(self, doc_id: str, doc: dict[str, Any], *, created_at: float) -> None:
-        data = orjson.dumps(doc).decode()
-        await self._guarded(self._execute(UPSERT, (doc_id, created_at, len(data.encode()), data)), "put")
+        raw = orjson.dumps(doc)
+        await self._guarded(self._execute(UPSERT, (doc_id, created_at, len(raw), raw.decode())), "put")
         if self._clock.due() and (self._evicting is None or self._evicting.done()):
             self._clock.done()
             self._evicting = asyncio.create_task(self._evict_logged(), name="document-store-evict")

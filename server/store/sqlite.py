@@ -83,8 +83,8 @@ class SqliteStore:
             ) from exc
 
     async def put(self, doc_id: str, doc: dict[str, Any], *, created_at: float) -> None:
-        data = orjson.dumps(doc).decode()
-        await self._run(lambda: self._put(doc_id, data, created_at), "put")
+        raw = orjson.dumps(doc)
+        await self._run(lambda: self._put(doc_id, raw.decode(), len(raw), created_at), "put")
         if self._clock.due() and self._executor is not None:
             self._clock.done()
             self._executor.submit(self._evict_logged)
@@ -136,8 +136,8 @@ class SqliteStore:
         if db is not None:
             db.close()
 
-    def _put(self, doc_id: str, data: str, created_at: float) -> None:
-        self._conn().execute(UPSERT, (doc_id, created_at, len(data.encode()), data))
+    def _put(self, doc_id: str, data: str, size: int, created_at: float) -> None:
+        self._conn().execute(UPSERT, (doc_id, created_at, size, data))
 
     def _get(self, doc_id: str) -> tuple[float, str] | None:
         query = "SELECT created_at, doc FROM documents WHERE id = ? AND created_at >= ?"
