@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from server.harmony.vocab import VOCAB_FILE, ensure_vocab
+from server.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,7 @@ def harmony_special_tokens() -> list[str]:
 
 
 def default_checkpoint_dir(seed: int) -> Path:
-    root = os.environ.get("GPTOSS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gptoss-server"
-    )
-    return Path(root) / f"tiny-gpt-oss-seed{seed}"
+    return cache_root() / f"tiny-gpt-oss-seed{seed}"
 
 
 def _build_info(seed: int) -> dict[str, Any]:

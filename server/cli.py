@@ -96,10 +96,13 @@ def serve(args: argparse.Namespace) -> int:
 
 def print_config(args: argparse.Namespace) -> int:
     from server.http.auth import KeyStore
+    from server.store.base import redacted_url
 
     settings = _settings(args)
     data = settings.model_dump(mode="json")
     data["auth"]["keys_loaded"] = len(KeyStore.from_settings(settings.auth))  # counts only, never keys
+    if settings.store.url:
+        data["store"]["url"] = redacted_url(settings.store.url)
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
     return 0
 

@@ -17,6 +17,7 @@ Tree::
     └── EngineError                  5xx
         ├── EngineUnavailableError   503 engine dead, loading or shutting down
         ├── RequestTimeoutError      504 the request outlived ``limits.request_timeout_s``
+        ├── StoreUnavailableError    503 the document store failed or outlived ``store.op_timeout_s``
         └── InternalError            500 anything unexpected
 
 Classify by type, never by matching message text.
@@ -136,6 +137,14 @@ class RequestTimeoutError(EngineError):
 
     status = 504
     kind = "timeout"
+
+
+class StoreUnavailableError(EngineError):
+    """The document store failed or did not answer in time; a retry may succeed."""
+
+    status = 503
+    kind = "service_unavailable"
+    retry_after = 1
 
 
 class InternalError(EngineError):

@@ -194,6 +194,39 @@ class LimitsSettings(Section):
     constrained_reasoning_budget: int | None = Field(None, ge=1)
 
 
+STORE_URL_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
+
+
+class StoreSettings(Section):
+    # Where stored documents live (kept responses, background runs): None, the SQLite file responses.sqlite3 in the
+    # cache folder; "sqlite:///abs/path.sqlite3"; "memory" (gone on exit); "postgresql://user@host:port/db" for
+    # several replicas sharing state (the `postgres` extra installs the driver).
+    url: str | None = None
+    # Documents older than this are removed (and no longer read).
+    max_age_days: float = Field(30.0, gt=0)
+    # Past this many bytes of encoded documents, the oldest are removed until under 90% of it.
+    max_bytes: int = Field(1024**3, ge=1024)
+    # Both bounds are applied on open, then by a write at most this often (seconds).
+    evict_interval_s: float = Field(60.0, ge=0)
+    # Seconds one read or write may take; past it the request fails with 503.
+    op_timeout_s: float = Field(5.0, gt=0)
+    # The key that seals payloads handed to clients (base64 of 32 bytes): this environment variable, else this file,
+    # else one generated once in the cache folder (seal.key). Replicas must share it.
+    seal_key_file: Path | None = None
+    seal_key_env: str = "GPTOSS_SEAL_KEY"
+
+    @field_validator("url")
+    @classmethod
+    def _known_url(cls, value: str | None) -> str | None:
+        if value is None or value == "memory" or value.startswith(STORE_URL_SCHEMES):
+            return value
+        raise ValueError(f'store.url must be "memory" or start with one of {list(STORE_URL_SCHEMES)}, not {value!r}')
+
+    @property
+    def max_age_s(self) -> float:
+        return self.max_age_days * 86400
+
+
 class ProvidersSettings(Section):
     """``providers.<name>``: one section per registered wire API (``compose_settings`` adds them)."""
 
@@ -232,6 +265,7 @@ class CoreSettings(BaseSettings):
     harmony: HarmonySettings = Field(default_factory=HarmonySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
 
     @classmethod

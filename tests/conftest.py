@@ -13,6 +13,7 @@ from tests.helpers import (
     subprocess_server,
     threaded_server,
 )
+from tests.postgres import new_database, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,16 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     }
     with subprocess_server(config, tmp) as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for this test session (tests/postgres.py): its URL, database ``postgres``."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_db_url(postgres_url: str) -> str:
+    """A fresh empty database on the session's PostgreSQL server, for one test."""
+    return new_database(postgres_url)

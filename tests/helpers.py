@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -109,6 +111,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def store_section(tmp: Path) -> dict[str, Any]:
+    """A test server's ``store`` section: an SQLite file and a seal key in ``tmp``, never the user's cache folder."""
+    key = tmp / "seal.key"
+    if not key.exists():
+        key.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return {"url": f"sqlite:///{tmp}/responses.sqlite3", "seal_key_file": str(key)}
+
+
 def scripted_settings(tmp: Path, **scripted: Any) -> Settings:
     keys = tmp / "keys.txt"
     keys.write_text(f"# test keys\n{API_KEY}\nsecond-key-xyz\n")
@@ -119,6 +129,7 @@ def scripted_settings(tmp: Path, **scripted: Any) -> Settings:
         },
         harmony={"conversation_start_date": PINNED_DATE},
         auth={"api_keys_env": "GPTOSS_TEST_UNUSED_KEYS", "api_keys_file": str(keys)},
+        store=store_section(tmp),
     )
 
 
@@ -176,8 +187,10 @@ def threaded_server(
 
 @contextlib.contextmanager
 def subprocess_server(config: dict[str, Any], tmp: Path, ready_timeout: float = 900) -> Iterator[LiveServer]:
-    """``python -m server serve --config FILE`` as a child process, exactly as a user starts it."""
+    """``python -m server serve --config FILE`` as a child process, exactly as a user starts it (its store in
+    ``tmp`` unless ``config`` names one)."""
     port = free_port()
+    config = {**config, "store": {**store_section(tmp), **config.get("store", {})}}
     config_path = tmp / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log_path = tmp / "server.log"

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from server.errors import ConfigError
+from server.paths import cache_root
 
 VOCAB_FILE = "o200k_base.tiktoken"
 VOCAB_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
@@ -23,10 +24,7 @@ ENV_VAR = "TIKTOKEN_ENCODINGS_BASE"
 
 def default_cache_dir() -> Path:
     """Where the verified vocabulary is cached (XDG cache, overridable with GPTOSS_CACHE_DIR)."""
-    root = os.environ.get("GPTOSS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gptoss-server"
-    )
-    return Path(root) / "encodings"
+    return cache_root() / "encodings"
 
 
 def _sha256(path: Path) -> str:
