@@ -7,7 +7,7 @@ one's error envelope. Adding a wire API: one package, one entry here.
 
 from __future__ import annotations
 
-from routes import aimlapi, dat1, dataoorts, e2e, openai, oxen
+from routes import aimlapi, dat1, dataoorts, e2e, openai, oxen, responses
 from routes.provider import Provider
 
 WIRE_APIS: tuple[Provider, ...] = (
@@ -17,4 +17,5 @@ WIRE_APIS: tuple[Provider, ...] = (
     aimlapi.PROVIDER,
     e2e.PROVIDER,
     dat1.PROVIDER,
+    responses.PROVIDER,
 )

@@ -36,8 +36,10 @@ from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
 from server.http.requestlog import RequestLogMiddleware
 from server.http.routing import validation_error
+from server.sealing import Sealer
 from server.service import ChatService
 from server.settings import Settings
+from server.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,14 @@ def build_context(settings: Settings, engine: Engine | None = None) -> ServerCon
         )
     )
     service = ChatService(engine, renderer, settings.limits, settings.auth.key_limits)
-    return ServerContext(settings=settings, engine=engine, service=service, keys=KeyStore.from_settings(settings.auth))
+    return ServerContext(
+        settings=settings,
+        engine=engine,
+        service=service,
+        keys=KeyStore.from_settings(settings.auth),
+        store=open_store(settings.store),
+        sealer=Sealer.from_settings(settings.store),
+    )
 
 
 async def _load(ctx: ServerContext) -> None:
@@ -124,6 +133,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.store.open()  # a store that cannot open stops the start-up (ConfigError)
         loader = asyncio.create_task(_load(ctx))
         watcher = asyncio.create_task(watch_engine(ctx))
         try:
@@ -136,6 +146,7 @@ def create_app(
                     await task
             ctx.service.close()
             await ctx.engine.shutdown()
+            await ctx.store.close()
 
     docs = settings.server.docs  # the interactive docs and the OpenAPI document: off unless enabled
     app = FastAPI(

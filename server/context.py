@@ -1,4 +1,4 @@
-"""What the routes share at run time: settings, the chat service, the keys, readiness."""
+"""What the routes share at run time: settings, the chat service, the keys, the document store, readiness."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from server.engine.base import Engine
 from server.keys import KeyStore
+from server.sealing import Sealer
 from server.service import ChatService
 from server.settings import Settings
+from server.store import DocumentStore
 
 
 @dataclass(slots=True)
@@ -27,6 +29,10 @@ class ServerContext:
     engine: Engine
     service: ChatService
     keys: KeyStore
+    # durable state for wire APIs that keep some (opened at start-up, closed at shutdown)
+    store: DocumentStore
+    # seals payloads a stateless client hands back later
+    sealer: Sealer
     readiness: Readiness = field(default_factory=Readiness)
     started_at: float = field(default_factory=time.time)
     # Set when the server must stop on its own (the engine failed): the process's exit status.

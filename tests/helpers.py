@@ -39,6 +39,27 @@ PINNED_DATE = "2026-01-15"
 
 # Harmony transcripts the scripted test server replays (matched on the last user message).
 SCRIPT_RULES: list[dict[str, str]] = [
+    # a tool loop: the turn after the tool's result (``tool_output``) comes first, then the call itself
+    {
+        "match": "^forecast$",
+        "tool_output": "sunny",
+        "text": "<|channel|>analysis<|message|>The tool says 18C and sunny.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>It is 18°C and sunny in Paris.<|return|>",
+    },
+    {
+        "match": "^forecast$",
+        "text": "<|channel|>analysis<|message|>Need the weather tool.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json"
+        '<|message|>{"city":"Paris"}<|call|>',
+    },
+    {
+        "match": "^city json$",
+        "text": '<|channel|>final<|message|>{"city":"Paris","temp_c":18}<|return|>',
+    },
+    {
+        "match": "^namespaced$",
+        "text": '<|channel|>commentary to=agents.spawn <|constrain|>json<|message|>{"task":"triage"}<|call|>',
+    },
     {
         "match": "^reason$",
         "text": "<|channel|>analysis<|message|>User says hi. Reply politely.<|end|>"

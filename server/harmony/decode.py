@@ -2,10 +2,10 @@
 
 Channels: ``analysis`` -> reasoning text; ``final`` (and commentary without a recipient, a preamble)
 -> answer text; a message addressed to ``functions.NAME`` (or ``NAMESPACE.NAME`` for a declared tool namespace)
--> a tool call whose arguments stream as deltas. Malformed model output never raises: a token the parser rejects is skipped; when a message
-header grows past ``MAX_HEADER_TOKENS`` or generation ends while a header is still open, the raw text of
-that message (control tokens removed) becomes answer text, as vLLM recovers it, and from then on the
-output streams as raw text. The caller always gets what could be recovered, incrementally.
+-> a tool call whose arguments stream as deltas. Malformed model output never raises: a token the parser rejects
+is skipped; when a message header grows past ``MAX_HEADER_TOKENS`` or generation ends while a header is still
+open, the raw text of that message (control tokens removed) becomes answer text, as vLLM recovers it, and from
+then on the output streams as raw text. The caller always gets what could be recovered, incrementally.
 """
 
 from __future__ import annotations
