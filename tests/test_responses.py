@@ -438,3 +438,11 @@ def test_a_stored_response_survives_a_restart(tmp_path: Path) -> None:
                              "input": [{"type": "function_call_output", "call_id": call["call_id"],
                                         "output": "sunny"}]})  # fmt: skip
         assert follow.json()["output"][-1]["content"][0]["text"] == "It is 18°C and sunny in Paris."
+
+
+def test_a_json_schema_format_is_echoed_as_the_schema_has_it(live: LiveServer) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    fmt = {"type": "json_schema", "name": "city", "schema": schema, "strict": True}
+    body = post(live, {"model": "gpt-oss-120b", "input": "city json", "text": {"format": fmt}}).json()
+    check("Response", body)
+    assert body["text"]["format"] == fmt and json.loads(body["output"][-1]["content"][0]["text"])["city"] == "Paris"

@@ -264,6 +264,33 @@ def tools_to_core(tools: list[Item]) -> list[FunctionTool]:
     return out
 
 
+def _function_echo(tool: Item) -> Item:
+    strict = tool.get("strict")
+    return {
+        "type": "function",
+        "name": tool["name"],
+        "description": tool.get("description"),
+        "parameters": tool.get("parameters"),
+        "strict": True if strict is None else bool(strict),  # OpenAI's default for function tools
+    }
+
+
+def echo_tools(tools: list[Item]) -> list[Item]:
+    """``tools`` as the response object shows them (validated first by ``tools_to_core``): functions with every
+    field OpenAI echoes, namespaces with their functions the same way, other tools as they came."""
+    out = []
+    for tool in tools:
+        if tool.get("type") == "function":
+            out.append(_function_echo(tool))
+        elif tool.get("type") == "namespace":
+            members = [_function_echo(m) for m in tool["tools"] if isinstance(m, dict) and m.get("type") == "function"]
+            about = tool.get("description")
+            out.append({"type": "namespace", "name": tool["name"], "description": about or "", "tools": members})
+        else:
+            out.append(tool)
+    return out
+
+
 def tool_choice_to_core(choice: str | Item | None, tools: list[FunctionTool]) -> tuple[ToolChoice, list[FunctionTool]]:
     """The core's choice, and the tools it leaves on offer (``allowed_tools`` narrows them)."""
     if choice is None or isinstance(choice, str):

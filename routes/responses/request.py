@@ -81,9 +81,9 @@ class TextParam(BaseModel):
         fmt = self.format
         out: dict[str, Any] = {"type": fmt.type}
         if fmt.type == "json_schema":
-            out.update(
-                {"description": fmt.description, "name": fmt.name, "schema": fmt.schema_, "strict": bool(fmt.strict)}
-            )
+            if fmt.description is not None:  # the schema's description is a string, never null
+                out["description"] = fmt.description
+            out.update({"name": fmt.name, "schema": fmt.schema_, "strict": bool(fmt.strict)})
         return {"format": out, "verbosity": self.verbosity or "medium"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from routes.responses.items import Item, to_messages, tool_choice_to_core, tools_to_core
+from routes.responses.items import Item, echo_tools, to_messages, tool_choice_to_core, tools_to_core
 from routes.responses.request import OUTPUT_LOGPROBS, CreateResponse, TextParam
 from routes.responses.settings import section
 from server.context import ServerContext
@@ -57,7 +57,7 @@ def skeleton(
         "temperature": body.temperature if body.temperature is not None else 1.0,
         "text": (body.text or TextParam()).echo(),
         "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
-        "tools": body.tools or [],
+        "tools": echo_tools(body.tools or []),
         "top_logprobs": body.top_logprobs or 0,
         "top_p": body.top_p if body.top_p is not None else 1.0,
         "truncation": body.truncation or "disabled",
