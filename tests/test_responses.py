@@ -446,3 +446,16 @@ def test_a_json_schema_format_is_echoed_as_the_schema_has_it(live: LiveServer) -
     body = post(live, {"model": "gpt-oss-120b", "input": "city json", "text": {"format": fmt}}).json()
     check("Response", body)
     assert body["text"]["format"] == fmt and json.loads(body["output"][-1]["content"][0]["text"])["city"] == "Paris"
+
+
+def test_output_text_logprobs_when_included(live: LiveServer) -> None:
+    body = {"model": "gpt-oss-120b", "input": "reason", "include": ["message.output_text.logprobs"], "top_logprobs": 1}
+    plain = post(live, body).json()
+    check("Response", plain)
+    part = plain["output"][-1]["content"][0]
+    assert "".join(t["token"] for t in part["logprobs"]) == part["text"] == "Hello! How can I help?"
+    assert all(t["logprob"] == 0.0 and len(t["top_logprobs"]) == 1 for t in part["logprobs"])
+    events = stream(live, body)
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert "".join(t["token"] for e in deltas for t in e["logprobs"]) == part["text"]
+    assert post(live, {"model": "gpt-oss-120b", "input": "reason"}).json()["output"][-1]["content"][0]["logprobs"] == []

@@ -14,7 +14,7 @@ from typing import Any
 from routes.responses import ids
 from routes.responses.errors import response_error
 from routes.shared.vllm_response import openai_logprobs
-from server.types import Delta, Finish, ToolCallDelta, Usage
+from server.types import Delta, Finish, TokenLogprob, ToolCallDelta, Usage
 
 Event = dict[str, Any]
 
@@ -27,6 +27,19 @@ def usage_object(usage: Usage) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
     }
+
+
+def answer_tokens(entries: list[TokenLogprob] | None, content: str) -> list[dict[str, Any]]:
+    """The logprob entries of the tokens that wrote ``content``: a delta's entries also cover the control tokens
+    and reasoning that came before the answer text in the same step, so the entries are taken from the end until
+    their bytes cover the text."""
+    tokens = (openai_logprobs(entries) or {}).get("content", [])
+    wanted, taken = len(content.encode()), 0
+    for index in range(len(tokens) - 1, -1, -1):
+        taken += len(tokens[index]["bytes"])
+        if taken >= wanted:
+            return tokens[index:]  # type: ignore[no-any-return]
+    return tokens  # type: ignore[no-any-return]
 
 
 class Output:
@@ -143,7 +156,7 @@ class Output:
             if self._kind != "message":
                 events += self._open_message()
             self._text.append(delta.content)
-            tokens = (openai_logprobs(delta.logprobs) or {}).get("content", []) if self.logprobs else []
+            tokens = answer_tokens(delta.logprobs, delta.content) if self.logprobs else []
             self._tokens.extend(tokens)
             events.append(
                 self.event(
