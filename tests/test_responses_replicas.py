@@ -23,8 +23,8 @@ def replica_settings(tmp: Path, url: str) -> Any:
 def test_a_tool_loop_moves_between_replicas_on_postgresql(tmp_path: Path, postgres_db_url: str) -> None:
     first_settings = replica_settings(tmp_path, postgres_db_url)
     with threaded_server(first_settings) as one, threaded_server(first_settings) as two:
-        started = httpx.post(one.base_url + "/v1/responses", headers=HEADERS, timeout=30,
-                             json={"model": "gpt-oss-120b", "input": "forecast", "tools": [WEATHER_TOOL]}).json()  # fmt: skip
+        body = {"model": "gpt-oss-120b", "input": "forecast", "tools": [WEATHER_TOOL]}
+        started = httpx.post(one.base_url + "/v1/responses", headers=HEADERS, timeout=30, json=body).json()
         call = started["output"][-1]
         assert call["type"] == "function_call"
         assert httpx.get(f"{two.base_url}/v1/responses/{started['id']}", headers=HEADERS).json() == started
