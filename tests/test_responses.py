@@ -459,3 +459,25 @@ def test_output_text_logprobs_when_included(live: LiveServer) -> None:
     deltas = [e for e in events if e["type"] == "response.output_text.delta"]
     assert "".join(t["token"] for e in deltas for t in e["logprobs"]) == part["text"]
     assert post(live, {"model": "gpt-oss-120b", "input": "reason"}).json()["output"][-1]["content"][0]["logprobs"] == []
+
+
+def test_truncation_auto_drops_the_oldest_items_to_fit(tmp_path: Path) -> None:
+    settings = scripted_settings(tmp_path, max_model_len=400)
+    history = []
+    for turn in range(12):
+        history += [{"role": "user", "content": f"question {turn} " + "word " * 20},
+                    {"role": "assistant", "content": f"answer {turn} " + "word " * 20}]  # fmt: skip
+    body = {"model": "gpt-oss-120b", "input": [*history, {"role": "user", "content": "reason"}],
+            "max_output_tokens": 40}  # fmt: skip
+    with threaded_server(settings) as live:
+        refused = post(live, body)
+        assert refused.status_code == 400 and "context" in refused.json()["error"]["message"].lower(), refused.text
+        fitted = post(live, {**body, "truncation": "auto"})
+        assert fitted.status_code == 200, fitted.text
+        out = fitted.json()
+        assert out["truncation"] == "auto" and out["output"][-1]["content"][0]["text"] == "Hello! How can I help?"
+        assert out["usage"]["input_tokens"] + 40 <= 400
+        # what was stored as this response's input is the request's, whole
+        items = httpx.get(f"{live.base_url}/v1/responses/{out['id']}/input_items", params={"limit": 100},
+                          headers=HEADERS).json()  # fmt: skip
+        assert len(items["data"]) == len(body["input"])
