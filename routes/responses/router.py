@@ -17,7 +17,7 @@ from routes.responses.output import Event, Output, replay
 from routes.responses.request import ENCRYPTED_REASONING, OUTPUT_LOGPROBS, CreateResponse
 from routes.responses.response import check_model, skeleton, to_core
 from routes.responses.settings import section
-from routes.responses.state import ResponsesState, Run
+from routes.responses.state import ResponsesState
 from routes.shared.run import Ctx, open_stream, parse_body, until_disconnect
 from server.context import ServerContext
 from server.errors import ContextLengthError, InvalidRequestError
@@ -162,16 +162,17 @@ def router(ctx: ServerContext) -> APIRouter:
     async def background(
         owner: str | None, body: CreateResponse, output: Output, items: list[Item], prepared: PreparedRequest
     ) -> Response:
+        state.check_capacity()
+        events = await open_stream(ctx, prepared)  # admitted (or refused) before anything is stored
         output.response["status"] = "queued"
         queued = copy.deepcopy(output.response)
-        await state.save(owner, queued, items)
-        events = await open_stream(ctx, prepared)
+        try:
+            await state.save(owner, queued, items)
+        except BaseException:
+            await events.aclose()  # type: ignore[attr-defined]
+            raise
         output.response["status"] = "in_progress"
-
-        async def finish(run: Run) -> None:
-            await state.save(owner, run.output.response, items)
-
-        run = state.start(output, events, finish)
+        run = state.start(owner, output, events, items)
         if body.stream:
             return sse(run.follow(None))
         return json_response(queued)

@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from routes.responses.items import Item
 from routes.responses.output import Event, Output
 from server.context import ServerContext
-from server.errors import EngineUnavailableError, InvalidRequestError, NotFoundError, RateLimitError
+from server.errors import EngineUnavailableError, InvalidRequestError, NotFoundError, RateLimitError, ServerError
+from server.types import Event as CoreEvent
+from server.types import Finish
+
+CANCEL_POLL_S = 1.0  # how often a background run looks for a cancel asked through another replica
+CANCEL_WAIT_S = 10.0  # how long a cancel waits for the replica running it to end it
 
 
 def not_found(response_id: str) -> NotFoundError:
@@ -132,10 +138,13 @@ class ResponsesState:
 
     # ---- background ---------------------------------------------------------------------------------
 
-    def start(self, output: Output, events: AsyncIterator[Any], finish: Callable[[Run], Awaitable[None]]) -> Run:
-        """Run ``events`` into ``output`` detached from the request; ``finish`` stores the final state."""
+    def check_capacity(self) -> None:
         if sum(not r.done for r in self.runs.values()) >= self.max_background:
             raise RateLimitError(f"At most {self.max_background} background responses may run at once.")
+
+    def start(self, owner: str | None, output: Output, events: AsyncIterator[CoreEvent], items: list[Item]) -> Run:
+        """Run ``events`` into ``output`` detached from the request, storing the final state when it ends. A cancel
+        asked through another replica reaches it through the store (``cancel_requested``, polled each second)."""
         run = Run(output)
         response_id = output.response["id"]
         self.runs[response_id] = run
@@ -144,21 +153,32 @@ class ResponsesState:
             try:
                 run.publish(output.opening())
                 async for event in events:
-                    if hasattr(event, "usage"):  # the Finish
+                    if isinstance(event, Finish):
                         run.publish(output.close(event))
                         break
                     run.publish(output.feed(event))
             except asyncio.CancelledError:
                 output.cancelled()
             finally:
+                watcher.cancel()
                 with contextlib.suppress(Exception):
                     await events.aclose()  # type: ignore[attr-defined]
                 try:
-                    await asyncio.shield(finish(run))
+                    await asyncio.shield(self.save(owner, output.response, items))
                 finally:
                     run.end()
                     self.runs.pop(response_id, None)
 
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(CANCEL_POLL_S)
+                with contextlib.suppress(ServerError):
+                    stored = await self.store.get(response_id)
+                    if stored is not None and stored.doc.get("cancel_requested") and run.task is not None:
+                        run.task.cancel()
+                        return
+
+        watcher = asyncio.ensure_future(watch())
         run.task = asyncio.ensure_future(go())
         return run
 
@@ -172,7 +192,20 @@ class ResponsesState:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(run.task), timeout=10)
             return run.output.response
-        return (await self.load(owner, response_id))["response"]  # type: ignore[no-any-return]
+        if doc["response"]["status"] not in ("queued", "in_progress"):
+            return doc["response"]  # type: ignore[no-any-return]
+        # running on another replica: ask it through the store, and wait for it to end the run
+        await self.store.put(response_id, {**doc, "cancel_requested": True}, created_at=doc["response"]["created_at"])
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(CANCEL_POLL_S / 2)
+            doc = await self.load(owner, response_id)
+            if doc["response"]["status"] not in ("queued", "in_progress"):
+                return doc["response"]  # type: ignore[no-any-return]
+        # nobody ran it any more (its replica is gone): it ends here
+        response = {**doc["response"], "status": "cancelled"}
+        await self.save(owner, response, doc["input"])
+        return response
 
     async def close(self) -> None:
         """Cancel every background run (shutdown): each is stored ``cancelled``."""
