@@ -338,6 +338,7 @@ def test_an_engine_failure_mid_stream_is_an_error_event_then_failed(tmp_path: Pa
         ({"tools": [{"type": "teleport"}]}, 400, "tools[0].type"),
         ({"tools": [{"type": "function", "name": "bad name"}]}, 400, "tools[0].name"),
         ({"tool_choice": {"type": "function", "name": "missing"}}, 400, "tool_choice"),
+        ({"tool_choice": "required"}, 400, "tool_choice"),  # no function to call
         (
             {"input": [{"type": "message", "role": "user", "content": [{"type": "input_image"}]}]},
             400,
