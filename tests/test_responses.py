@@ -370,6 +370,14 @@ def test_unknown_fields_a_client_sends_are_tolerated(live: LiveServer) -> None:
     assert r.json()["reasoning"]["effort"] == "minimal" and r.json()["text"]["verbosity"] == "low"
 
 
+def test_a_function_tool_without_strict_or_parameters_is_echoed_valid(live: LiveServer) -> None:
+    body = {"model": "gpt-oss-120b", "input": "reason", "tools": [{"type": "function", "name": "ping"}]}
+    plain = post(live, body).json()
+    check("Response", plain)
+    assert plain["tools"] == [{"type": "function", "name": "ping", "parameters": None, "strict": None}]
+    stream(live, body)  # every event validates
+
+
 def test_missing_key_is_a_401(live: LiveServer) -> None:
     r = httpx.post(live.base_url + "/v1/responses", json={"input": "reason"})
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"

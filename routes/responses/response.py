@@ -23,6 +23,14 @@ def check_model(ctx: ServerContext, model: str | None) -> str:
     return model
 
 
+def echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as the response echoes it: a function tool always has ``parameters`` and ``strict`` (the schema
+    requires both; null when the request left them out)."""
+    if tool.get("type") != "function":
+        return tool
+    return tool | {key: tool.get(key) for key in ("parameters", "strict")}
+
+
 def skeleton(
     ctx: ServerContext, body: CreateResponse, *, response_id: str, created_at: float, model: str, store: bool
 ) -> dict[str, Any]:
@@ -57,7 +65,7 @@ def skeleton(
         "temperature": body.temperature if body.temperature is not None else 1.0,
         "text": (body.text or TextParam()).echo(),
         "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
-        "tools": body.tools or [],
+        "tools": [echo_tool(t) for t in body.tools or []],
         "top_logprobs": body.top_logprobs or 0,
         "top_p": body.top_p if body.top_p is not None else 1.0,
         "truncation": body.truncation or "disabled",
