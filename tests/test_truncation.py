@@ -23,7 +23,7 @@ LONG = [{"role": "user", "content": "long"}]  # a 400-word scripted answer
 def _ending(case: ProviderCase, raw: str) -> str:
     """What the last event of a stream says about how the answer ended."""
     payloads, blocks = sse_payloads(raw, case.terminator)
-    assert (blocks and blocks[-1].strip().endswith(case.terminator)) or case.name.startswith("dat1")
+    assert (blocks and case.ends_stream(blocks[-1].strip())) or case.name.startswith("dat1")
     if case.name.startswith("dat1"):
         last = [b for b in blocks if not b.startswith("data: [DONE]")][-1]
         assert last.startswith("error: "), last  # llama-server's mid-stream error line
@@ -46,7 +46,8 @@ def _ending(case: ProviderCase, raw: str) -> str:
 
 def _finish_reasons(case: ProviderCase, raw: str) -> list[str]:
     payloads, _ = sse_payloads(raw, case.terminator)
-    return [str(c["finish_reason"]) for p in payloads for c in p.get("choices") or [] if c.get("finish_reason")]
+    reasons = [str(c["finish_reason"]) for p in payloads for c in p.get("choices") or [] if c.get("finish_reason")]
+    return [*reasons, str(case.stream_finish_of(payloads))]
 
 
 # the deadline (RequestTimeoutError) and the drain (EngineUnavailableError) as each route reports them
