@@ -30,6 +30,7 @@ from routes.aimlapi.request import ChatCompletionRequest as AimlapiRequest
 from routes.dataoorts.request import RunInput
 from routes.openai.request import ChatCompletionRequest as OpenAIRequest
 from routes.oxen.request import ChatCompletionRequest as OxenRequest
+from routes.responses.request import CreateResponse
 from server.harmony.encoding import FIRST_SPECIAL_ID
 from tests.cases import all_cases
 from tests.contract import ProviderCase, sse_payloads
@@ -140,6 +141,8 @@ NUMERIC_FIELDS = [
     "n",
     "max_tokens",
     "max_completion_tokens",
+    "max_output_tokens",
+    "max_tool_calls",
     "n_predict",
     "temperature",
     "top_p",
@@ -205,6 +208,7 @@ REQUEST_FIELDS = {
     "oxen": list(OxenRequest.model_fields),
     "dataoorts": list(RunInput.model_fields),
     "dat1": DAT1_FIELDS,
+    "responses": list(CreateResponse.model_fields),
 }
 
 
@@ -653,10 +657,11 @@ def never_honoured(url: str) -> dict[str, dict[str, Any]]:
 
 
 def _prompt_tokens(value: Any) -> int | None:
-    """``prompt_tokens`` wherever the route's envelope keeps its usage."""
+    """``prompt_tokens`` (the Responses API's ``input_tokens``) wherever the route's envelope keeps its usage."""
     if isinstance(value, dict):
-        if isinstance(value.get("prompt_tokens"), int):
-            return value["prompt_tokens"]  # type: ignore[no-any-return]
+        for key in ("prompt_tokens", "input_tokens"):
+            if isinstance(value.get(key), int):
+                return value[key]  # type: ignore[no-any-return]
         for item in value.values():
             found = _prompt_tokens(item)
             if found is not None:

@@ -41,6 +41,11 @@ def _ending(case: ProviderCase, raw: str) -> str:
     if case.name == "oxen":
         assert last_payload["status"] == "error"
         return str(last_payload["error"]["type"])
+    if case.name.split("-")[0] == "responses":
+        error, failed = payloads[-2:]
+        assert error["type"] == "error" and failed["type"] == "response.failed", payloads[-2:]
+        assert failed["response"]["status"] == "failed" and failed["response"]["error"]["code"] == error["code"]
+        return str(error["code"])
     raise AssertionError(f"no expectation for {case.name}")
 
 
@@ -58,6 +63,7 @@ DEADLINE = {
     "aimlapi": "timeout",
     "dataoorts": "3007",
     "oxen": "unknown_error",
+    "responses": "server_error",
 }
 DRAIN = {
     "openai": "abort",
@@ -66,6 +72,7 @@ DRAIN = {
     "aimlapi": "service_unavailable",
     "dataoorts": "3050",
     "oxen": "unknown_error",
+    "responses": "server_error",
 }
 
 
