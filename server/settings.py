@@ -198,7 +198,7 @@ STORE_URL_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
 
 
 class StoreSettings(Section):
-    # Where stored documents live (kept responses, background runs): None, the SQLite file responses.sqlite3 in the
+    # Where stored documents live (kept responses, background runs): None, the SQLite file state.sqlite3 in the
     # cache folder; "sqlite:///abs/path.sqlite3"; "memory" (gone on exit); "postgresql://user@host:port/db" for
     # several replicas sharing state (the `postgres` extra installs the driver).
     url: str | None = None

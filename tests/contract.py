@@ -108,7 +108,17 @@ class ProviderCase:
     # field set naming an unknown model; None when the provider's body has no model
     unknown_model_fields: dict[str, Any] | None = field(default_factory=lambda: {"model": "no-such-model"})
     unknown_model_status: int = 404
-    terminator: str = "data: [DONE]"
+    # a path under chat_path that no route serves (Responses serves every segment there: ``/responses/{id}``)
+    unknown_path: str = "/no-such-endpoint"
+    # the body's field holding the conversation; True where a plain string there is also valid (one user message)
+    conversation_field: str = "messages"
+    text_conversation: bool = False
+    # False where messages have no ``name`` (a client's is ignored, so a wrongly typed one is no error)
+    named_messages: bool = True
+    # the stream's last event block; None where the stream has no terminator and its last event is the terminal
+    # one (an ``event:`` line naming one of ``terminal_events``)
+    terminator: str | None = "data: [DONE]"
+    terminal_events: frozenset[str] = frozenset()
     # ---- generation parity (tests/test_parity.py, tests/test_engine_parity.py) ----
     # pins the route module's ids and clocks (given pytest's monkeypatch) so golden files can hold exact bytes
     pin: Callable[[Any], None] | None = None
@@ -148,9 +158,20 @@ class ProviderCase:
     # field sets outside the provider's documented ranges (each answered 400 in its envelope)
     range_errors: list[dict[str, Any]] = field(default_factory=list)
 
+    def ends_stream(self, block: str) -> bool:
+        """Whether an SSE event block is the end of this route's stream (its terminator or a terminal event)."""
+        if self.terminator is not None:
+            return block == self.terminator
+        lines = block.split("\n")
+        if len(lines) != 2 or not lines[0].startswith("event: ") or not lines[1].startswith("data: "):
+            return False
+        kind = lines[0][len("event: ") :]
+        return kind in self.terminal_events and json.loads(lines[1][len("data: ") :]).get("type") == kind
 
-def sse_payloads(raw: str, terminator: str = "data: [DONE]") -> tuple[list[dict[str, Any]], list[str]]:
-    """Split an SSE body into JSON payloads; returns (payloads, all event blocks)."""
+
+def sse_payloads(raw: str, terminator: str | None = "data: [DONE]") -> tuple[list[dict[str, Any]], list[str]]:
+    """Split an SSE body into JSON payloads (the ``data:`` lines of every block, ``event:`` lines or not, the
+    terminator excepted); returns (payloads, all event blocks)."""
     blocks = [b for b in raw.split("\n\n") if b]
     payloads = []
     for block in blocks:

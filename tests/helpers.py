@@ -137,7 +137,7 @@ def store_section(tmp: Path) -> dict[str, Any]:
     key = tmp / "seal.key"
     if not key.exists():
         key.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-    return {"url": f"sqlite:///{tmp}/responses.sqlite3", "seal_key_file": str(key)}
+    return {"url": f"sqlite:///{tmp}/state.sqlite3", "seal_key_file": str(key)}
 
 
 def scripted_settings(tmp: Path, **scripted: Any) -> Settings:

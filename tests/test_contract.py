@@ -45,9 +45,9 @@ def test_invalid_body(scripted_server: LiveServer, case: ProviderCase) -> None:
 
 def test_missing_messages(scripted_server: LiveServer, case: ProviderCase) -> None:
     body = case.body(MESSAGES, False, {})
-    body.pop("messages", None)
+    body.pop(case.conversation_field, None)
     if "data" in body and isinstance(body["data"], dict):
-        body["data"].pop("messages", None)
+        body["data"].pop(case.conversation_field, None)
     case.check_error(post(scripted_server, case, body, scripted_server.api_key), 400)
 
 
@@ -64,7 +64,8 @@ def test_stream_terminator_and_fold(scripted_server: LiveServer, case: ProviderC
     assert r.headers["content-type"].startswith("text/event-stream")
     raw = r.content.decode()
     payloads, blocks = sse_payloads(raw, case.terminator)
-    assert blocks[-1] == case.terminator
+    assert case.ends_stream(blocks[-1])
+    assert not any(case.ends_stream(b) for b in blocks[:-1])
     assert raw.endswith("\n\n")
     streamed = case.stream_text_of(payloads)
     full = post(scripted_server, case, case.body(MESSAGES, False, {}), scripted_server.api_key).json()
@@ -87,7 +88,7 @@ def test_unknown_path_and_wrong_method_use_the_providers_envelope(
     reference = post(scripted_server, case, case.body(MESSAGES, False, {}), None)  # 401 in the provider's envelope
     assert reference.status_code == 401
     wrong_method = requests.get(base + case.chat_path, headers=case.auth_headers(scripted_server.api_key), timeout=10)
-    unknown = requests.post(base + case.chat_path + "/no-such-endpoint", timeout=10)
+    unknown = requests.post(base + case.chat_path + case.unknown_path, timeout=10)
     for response, status in ((wrong_method, 405), (unknown, 404)):
         assert response.status_code == status, response.text
         assert _shape(response.json()) == _shape(reference.json()), (case.name, response.text, reference.text)

@@ -7,6 +7,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from routes import WIRE_APIS
 from tests.cases import all_cases
 from tests.helpers import API_KEY, LiveServer
 
@@ -59,7 +60,7 @@ def test_metrics_with_the_scripted_engine(scripted_server: LiveServer) -> None:
         assert name in families, name
     assert total(families, "vllm:prompt_tokens", "_total") > 0
     assert total(families, "vllm:generation_tokens", "_total") > 0
-    for api in ("openai", "dat1", "aimlapi", "e2e", "dataoorts", "oxen"):
+    for api in (p.name for p in WIRE_APIS):
         assert total(families, "gptoss:requests", "_total", api=api, status="200") > 0, api
         assert total(families, "gptoss:request_duration_seconds", "_count", api=api) > 0, api
         assert total(families, "gptoss:generation_tokens", "_total", api=api) > 0, api

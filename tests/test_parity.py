@@ -169,7 +169,7 @@ def test_golden_streaming(
     assert r.headers["content-type"].startswith("text/event-stream")
     check_golden(GOLDEN / case.name / f"{name}.sse", r.content)
     payloads, blocks = sse_payloads(r.content.decode(), case.terminator)
-    assert blocks[-1].split("\n")[-1] == case.terminator
+    assert case.ends_stream(blocks[-1])
     assert case.stream_text_of(payloads) == transcript.content
     assert case.stream_reasoning_of(payloads) == (transcript.reasoning if case.carries_reasoning else "")
     check_calls(case.stream_tool_calls_of(payloads), transcript)

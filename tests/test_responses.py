@@ -334,10 +334,12 @@ def test_an_engine_failure_mid_stream_is_an_error_event_then_failed(tmp_path: Pa
     [
         ({"model": "no-such-model"}, 404, None),
         ({"temperature": 3}, 400, "temperature"),
+        ({"max_output_tokens": 10_000_000}, 400, "max_output_tokens"),
         ({"include": ["reasoning.everything"]}, 400, "include"),
         ({"tools": [{"type": "teleport"}]}, 400, "tools[0].type"),
         ({"tools": [{"type": "function", "name": "bad name"}]}, 400, "tools[0].name"),
         ({"tool_choice": {"type": "function", "name": "missing"}}, 400, "tool_choice"),
+        ({"tool_choice": "required"}, 400, "tool_choice"),  # no function to call
         (
             {"input": [{"type": "message", "role": "user", "content": [{"type": "input_image"}]}]},
             400,
@@ -367,6 +369,17 @@ def test_unknown_fields_a_client_sends_are_tolerated(live: LiveServer) -> None:
                     "text": {"verbosity": "low"}, "reasoning": {"effort": "minimal"}})  # fmt: skip
     assert r.status_code == 200, r.text
     assert r.json()["reasoning"]["effort"] == "minimal" and r.json()["text"]["verbosity"] == "low"
+
+
+def test_a_function_tool_without_strict_or_parameters_is_echoed_valid(live: LiveServer) -> None:
+    body = {"model": "gpt-oss-120b", "input": "reason", "tools": [{"type": "function", "name": "ping"}]}
+    plain = post(live, body).json()
+    check("Response", plain)
+    # OpenAI's defaults: strict unless the request says otherwise
+    assert plain["tools"] == [
+        {"type": "function", "name": "ping", "description": None, "parameters": None, "strict": True}
+    ]
+    stream(live, body)  # every event validates
 
 
 def test_missing_key_is_a_401(live: LiveServer) -> None:

@@ -331,7 +331,7 @@ async def test_postgres_unreachable_is_a_start_up_error() -> None:
 def test_settings_pick_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPTOSS_CACHE_DIR", str(tmp_path))
     default = open_store(StoreSettings())
-    assert isinstance(default, SqliteStore) and default.path == tmp_path / "responses.sqlite3"
+    assert isinstance(default, SqliteStore) and default.path == tmp_path / "state.sqlite3"
     named = open_store(StoreSettings(url=f"sqlite:///{tmp_path}/x.sqlite3"))
     assert isinstance(named, SqliteStore) and named.path == tmp_path / "x.sqlite3"
     assert isinstance(open_store(StoreSettings(url="memory")), MemoryStore)

@@ -23,7 +23,7 @@ LONG = [{"role": "user", "content": "long"}]  # a 400-word scripted answer
 def _ending(case: ProviderCase, raw: str) -> str:
     """What the last event of a stream says about how the answer ended."""
     payloads, blocks = sse_payloads(raw, case.terminator)
-    assert (blocks and blocks[-1].strip().endswith(case.terminator)) or case.name.startswith("dat1")
+    assert (blocks and case.ends_stream(blocks[-1].strip())) or case.name.startswith("dat1")
     if case.name.startswith("dat1"):
         last = [b for b in blocks if not b.startswith("data: [DONE]")][-1]
         assert last.startswith("error: "), last  # llama-server's mid-stream error line
@@ -41,12 +41,18 @@ def _ending(case: ProviderCase, raw: str) -> str:
     if case.name == "oxen":
         assert last_payload["status"] == "error"
         return str(last_payload["error"]["type"])
+    if case.name.split("-")[0] == "responses":
+        error, failed = payloads[-2:]
+        assert error["type"] == "error" and failed["type"] == "response.failed", payloads[-2:]
+        assert failed["response"]["status"] == "failed" and failed["response"]["error"]["code"] == error["code"]
+        return str(error["code"])
     raise AssertionError(f"no expectation for {case.name}")
 
 
 def _finish_reasons(case: ProviderCase, raw: str) -> list[str]:
     payloads, _ = sse_payloads(raw, case.terminator)
-    return [str(c["finish_reason"]) for p in payloads for c in p.get("choices") or [] if c.get("finish_reason")]
+    reasons = [str(c["finish_reason"]) for p in payloads for c in p.get("choices") or [] if c.get("finish_reason")]
+    return [*reasons, str(case.stream_finish_of(payloads))]
 
 
 # the deadline (RequestTimeoutError) and the drain (EngineUnavailableError) as each route reports them
@@ -57,6 +63,7 @@ DEADLINE = {
     "aimlapi": "timeout",
     "dataoorts": "3007",
     "oxen": "unknown_error",
+    "responses": "server_error",
 }
 DRAIN = {
     "openai": "abort",
@@ -65,6 +72,7 @@ DRAIN = {
     "aimlapi": "service_unavailable",
     "dataoorts": "3050",
     "oxen": "unknown_error",
+    "responses": "server_error",
 }
 
 

@@ -292,9 +292,10 @@ def echo_tools(tools: list[Item]) -> list[Item]:
 
 
 def tool_choice_to_core(choice: str | Item | None, tools: list[FunctionTool]) -> tuple[ToolChoice, list[FunctionTool]]:
-    """The core's choice, and the tools it leaves on offer (``allowed_tools`` narrows them)."""
+    """The core's choice, and the tools it leaves on offer (``allowed_tools`` narrows them). ``required`` needs a
+    function to call: with none on offer nothing could force the call, so it is refused."""
     if choice is None or isinstance(choice, str):
-        return ToolChoice(mode=choice or "auto"), tools  # type: ignore[arg-type]
+        return _offered(ToolChoice(mode=choice or "auto"), tools)  # type: ignore[arg-type]
     kind = choice.get("type")
     if kind == "function":
         name = choice.get("name")
@@ -308,7 +309,15 @@ def tool_choice_to_core(choice: str | Item | None, tools: list[FunctionTool]) ->
             raise InvalidRequestError("Invalid 'tool_choice' of type 'allowed_tools'.", param="tool_choice")
         names = {(a.get("namespace"), a.get("name")) for a in allowed if isinstance(a, dict)}
         kept = [t for t in tools if (t.namespace, t.name) in names]
-        return ToolChoice(mode=mode), kept
+        return _offered(ToolChoice(mode=mode), kept)
     raise InvalidRequestError(
         f"Tool choice of type '{kind}' is not available: this server runs no built-in tools.", param="tool_choice"
     )
+
+
+def _offered(choice: ToolChoice, tools: list[FunctionTool]) -> tuple[ToolChoice, list[FunctionTool]]:
+    if choice.mode == "required" and not tools:
+        raise InvalidRequestError(
+            "Tool choice 'required' needs at least one function tool in 'tools'.", param="tool_choice"
+        )
+    return choice, tools

@@ -71,6 +71,15 @@ async def _listed(events: list[Event]) -> AsyncIterator[Event]:
         yield event
 
 
+def _renamed(exc: InvalidRequestError) -> InvalidRequestError:
+    """The core names the chat field ``max_tokens``; this API calls it ``max_output_tokens``."""
+    if exc.param == "max_tokens":
+        exc.message = exc.message.replace("max_tokens", "max_output_tokens")
+        exc.args = (exc.message,)
+        exc.param = "max_output_tokens"
+    return exc
+
+
 def router(ctx: ServerContext) -> APIRouter:
     settings = section(ctx)
     state = ResponsesState(ctx, settings.max_chain, settings.max_background)
@@ -94,10 +103,13 @@ def router(ctx: ServerContext) -> APIRouter:
                 kept = kept[1:]  # an output whose call was dropped cannot stand alone
             try:
                 return await ctx.service.prepare(to_core(body, kept, reasoning_of, response_id))
-            except ContextLengthError:
-                if body.truncation != "auto" or len(kept) <= 1:
-                    raise
+            except ContextLengthError as exc:
+                hopeless = (body.max_output_tokens or 0) >= exc.max_context  # no input is short enough
+                if body.truncation != "auto" or len(kept) <= 1 or hopeless:
+                    raise _renamed(exc) from None
                 drop = max(1, drop * 2) if drop < len(items) - 1 else len(items) - 1
+            except InvalidRequestError as exc:
+                raise _renamed(exc) from None
 
     async def begin(request: Request, body: CreateResponse) -> tuple[Output, list[Item], PreparedRequest, bool]:
         body.check()

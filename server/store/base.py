@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 # Size bound: past ``max_bytes`` the oldest documents go until the rest fit in this share of it.
 SIZE_TARGET = 0.9
-DEFAULT_FILE = "responses.sqlite3"
+DEFAULT_FILE = "state.sqlite3"
 # Seconds ``open`` may take (connecting, creating the schema, the first eviction) before start-up fails.
 OPEN_TIMEOUT_S = 30.0
 
@@ -120,7 +120,7 @@ async def guarded(op: Awaitable[T], *, timeout_s: float, what: str, errors: tupl
 
 
 def default_store_path() -> Path:
-    """The SQLite file used when ``store.url`` is unset: ``responses.sqlite3`` in the cache folder."""
+    """The SQLite file used when ``store.url`` is unset: ``state.sqlite3`` in the cache folder."""
     return cache_root() / DEFAULT_FILE
 
 
