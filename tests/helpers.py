@@ -96,6 +96,19 @@ SCRIPT_RULES: list[dict[str, str]] = [
         "text": "<|channel|>analysis<|message|>The tool says 18C and sunny.<|end|>"
         "<|start|>assistant<|channel|>final<|message|>It is 18°C and sunny in Paris.<|return|>",
     },
+    # tests/test_agent_clients.py: the Agents SDK's tool loop (the answer after the tool's result, then the call)
+    {
+        "match": r"^agents-sdk: weather in Oslo\?$",
+        "tool_output": "^Oslo: 7C and raining$",
+        "text": "<|channel|>analysis<|message|>The tool says 7C and rain.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>In Oslo it is 7°C and raining.<|return|>",
+    },
+    {
+        "match": r"^agents-sdk: weather in Oslo\?$",
+        "text": "<|channel|>analysis<|message|>Look it up.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.lookup_weather <|constrain|>json"
+        '<|message|>{"city":"Oslo"}<|call|>',
+    },
 ]
 
 
