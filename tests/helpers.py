@@ -109,6 +109,30 @@ SCRIPT_RULES: list[dict[str, str]] = [
         "<|start|>assistant<|channel|>commentary to=functions.lookup_weather <|constrain|>json"
         '<|message|>{"city":"Oslo"}<|call|>',
     },
+    # the Codex CLI: a plain answer; a read of note.txt with its shell tool, then the answer once its output is back
+    {
+        "match": "^codex: say hello$",
+        "text": "<|channel|>analysis<|message|>Greet back.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>Hello from gpt-oss.<|return|>",
+    },
+    {
+        "match": r"^codex: what does note\.txt say\?$",
+        "tool_output": "codex-note-[0-9a-f]{16}",
+        "text": "<|channel|>analysis<|message|>The command printed the note.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>note.txt holds the note.<|return|>",
+    },
+    {
+        # any other result (the command failed, e.g. its sandbox could not start): the loop ends, and the test says so
+        "match": r"^codex: what does note\.txt say\?$",
+        "tool_output": "",
+        "text": "<|channel|>final<|message|>The command did not print the note.<|return|>",
+    },
+    {
+        "match": r"^codex: what does note\.txt say\?$",
+        "text": "<|channel|>analysis<|message|>Read the file with the shell.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.exec_command <|constrain|>json"
+        '<|message|>{"cmd":"cat note.txt"}<|call|>',
+    },
 ]
 
 
