@@ -96,6 +96,43 @@ SCRIPT_RULES: list[dict[str, str]] = [
         "text": "<|channel|>analysis<|message|>The tool says 18C and sunny.<|end|>"
         "<|start|>assistant<|channel|>final<|message|>It is 18°C and sunny in Paris.<|return|>",
     },
+    # tests/test_agent_clients.py: the Agents SDK's tool loop (the answer after the tool's result, then the call)
+    {
+        "match": r"^agents-sdk: weather in Oslo\?$",
+        "tool_output": "^Oslo: 7C and raining$",
+        "text": "<|channel|>analysis<|message|>The tool says 7C and rain.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>In Oslo it is 7°C and raining.<|return|>",
+    },
+    {
+        "match": r"^agents-sdk: weather in Oslo\?$",
+        "text": "<|channel|>analysis<|message|>Look it up.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.lookup_weather <|constrain|>json"
+        '<|message|>{"city":"Oslo"}<|call|>',
+    },
+    # the Codex CLI: a plain answer; a read of note.txt with its shell tool, then the answer once its output is back
+    {
+        "match": "^codex: say hello$",
+        "text": "<|channel|>analysis<|message|>Greet back.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>Hello from gpt-oss.<|return|>",
+    },
+    {
+        "match": r"^codex: what does note\.txt say\?$",
+        "tool_output": "codex-note-[0-9a-f]{16}",
+        "text": "<|channel|>analysis<|message|>The command printed the note.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>note.txt holds the note.<|return|>",
+    },
+    {
+        # any other result (the command failed, e.g. its sandbox could not start): the loop ends, and the test says so
+        "match": r"^codex: what does note\.txt say\?$",
+        "tool_output": "",
+        "text": "<|channel|>final<|message|>The command did not print the note.<|return|>",
+    },
+    {
+        "match": r"^codex: what does note\.txt say\?$",
+        "text": "<|channel|>analysis<|message|>Read the file with the shell.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.exec_command <|constrain|>json"
+        '<|message|>{"cmd":"cat note.txt"}<|call|>',
+    },
 ]
 
 
