@@ -140,6 +140,11 @@ def create_app(
             yield
         finally:
             await drain(ctx, settings.server.drain_timeout_s)
+            for hook in ctx.shutdown_hooks:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("a shutdown hook failed")
             for task in (loader, watcher):
                 task.cancel()
                 with contextlib.suppress(BaseException):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from server.engine.base import Engine
@@ -35,5 +36,8 @@ class ServerContext:
     sealer: Sealer
     readiness: Readiness = field(default_factory=Readiness)
     started_at: float = field(default_factory=time.time)
+    # Awaited at shutdown, after in-flight requests drained and before the engine and the store close (a wire API's
+    # detached work registers here)
+    shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Set when the server must stop on its own (the engine failed): the process's exit status.
     exit_code: int | None = None

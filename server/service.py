@@ -414,8 +414,9 @@ def check_text_runs(request: ChatRequest, limit: int) -> None:
     texts: list[tuple[str, str]] = []
     for i, m in enumerate(request.messages):
         texts += [(f"messages.{i}.content", m.content or ""), (f"messages.{i}.reasoning", m.reasoning or "")]
-        texts += [(f"messages.{i}.tool_calls", c.arguments) for c in m.tool_calls]
-    texts += [("tools", json.dumps([t.description, t.parameters], ensure_ascii=False)) for t in request.tools]
+        texts += [(f"messages.{i}.tool_calls", f"{c.namespace} {c.name} {c.arguments}") for c in m.tool_calls]
+    tool_texts = [[t.name, t.description, t.parameters, t.namespace, t.namespace_description] for t in request.tools]
+    texts += [("tools", json.dumps(tool_texts, ensure_ascii=False))] if tool_texts else []
     for param, text in texts:
         if len(text) > limit and pattern.search(text):
             raise InvalidRequestError(

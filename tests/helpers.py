@@ -53,6 +53,19 @@ SCRIPT_RULES: list[dict[str, str]] = [
         '<|message|>{"city":"Paris"}<|call|>',
     },
     {
+        "match": "^preamble forecast$",
+        "tool_output": "sunny",
+        "text": "<|channel|>final<|message|>Sunny it is.<|return|>",
+    },
+    {
+        # reasoning, a commentary preamble, then the call (as gpt-oss writes them)
+        "match": "^preamble forecast$",
+        "text": "<|channel|>analysis<|message|>Check the tool.<|end|>"
+        "<|start|>assistant<|channel|>commentary<|message|>Let me check the weather.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json"
+        '<|message|>{"city":"Paris"}<|call|>',
+    },
+    {
         "match": "^city json$",
         "text": '<|channel|>final<|message|>{"city":"Paris","temp_c":18}<|return|>',
     },

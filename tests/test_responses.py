@@ -350,6 +350,46 @@ def test_an_engine_failure_mid_stream_is_an_error_event_then_failed(tmp_path: Pa
         ({"previous_response_id": "resp_missing"}, 404, "previous_response_id"),
         ({"background": True, "store": False}, 400, "background"),
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, 400, "text.format.schema"),
+        ({"conversation": "conv_123"}, 400, "conversation"),
+        ({"prompt": {"id": "pmpt_1"}}, 400, "prompt"),
+        ({"input": [{"type": ["message"], "role": "user", "content": "x"}]}, 400, "input[0].type"),
+        ({"input": [{"type": "message", "role": ["user"], "content": "x"}]}, 400, "input[0].role"),
+        (
+            {"input": [{"type": "message", "role": "user", "content": [{"type": [], "text": "x"}]}]},
+            400,
+            "input[0].content[0].type",
+        ),
+        ({"tools": [{"type": {}}]}, 400, "tools[0]"),
+        (
+            {"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": []}]}},
+            200,
+            None,
+        ),
+        ({"tools": [{"type": "namespace", "name": "n" * 60_000, "tools": []}]}, 400, "tools[0].name"),
+        (
+            {"tools": [{"type": "namespace", "name": "ns", "description": "d" * 70_000, "tools": []}]},
+            400,
+            "tools[0].description",
+        ),
+        (
+            {
+                "input": [
+                    {"type": "function_call", "call_id": "c", "name": "f", "namespace": "x" * 60_000, "arguments": "{}"}
+                ]
+            },
+            400,
+            "input[0].namespace",
+        ),
+        (
+            {
+                "input": [
+                    {"role": "user", "content": "a", "id": "msg_1"},
+                    {"role": "user", "content": "b", "id": "msg_1"},
+                ]
+            },
+            400,
+            "input[1].id",
+        ),
     ],
 )
 def test_wrong_requests_are_refused_in_openais_envelope(
@@ -357,6 +397,8 @@ def test_wrong_requests_are_refused_in_openais_envelope(
 ) -> None:
     r = post(live, {"model": "gpt-oss-120b", "input": "reason", **fields})
     assert r.status_code == status, r.text
+    if status == 200:
+        return
     error = r.json()["error"]
     assert list(error) == ["message", "type", "param", "code"]
     if param is not None:
@@ -494,3 +536,82 @@ def test_truncation_auto_drops_the_oldest_items_to_fit(tmp_path: Path) -> None:
         items = httpx.get(f"{live.base_url}/v1/responses/{out['id']}/input_items", params={"limit": 100},
                           headers=HEADERS).json()  # fmt: skip
         assert len(items["data"]) == len(body["input"])
+
+
+def test_a_preamble_before_a_call_comes_back_as_commentary_and_keeps_the_loops_reasoning(
+    server: tuple[LiveServer, RecordingEngine],
+) -> None:
+    live, engine = server
+    first = post(live, {"model": "gpt-oss-120b", "input": "preamble forecast", "tools": [WEATHER_TOOL]}).json()
+    assert [i["type"] for i in first["output"]] == ["reasoning", "message", "function_call"]
+    call = first["output"][-1]
+    output = {"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}
+    follow = post(live, {"model": "gpt-oss-120b", "previous_response_id": first["id"], "tools": [WEATHER_TOOL],
+                         "input": [output]})  # fmt: skip
+    assert follow.json()["output"][-1]["content"][0]["text"] == "Sunny it is."
+    assert engine.prompts[-1].endswith(
+        "<|start|>user<|message|>preamble forecast<|end|>"
+        "<|start|>assistant<|channel|>analysis<|message|>Check the tool.<|end|>"
+        "<|start|>assistant<|channel|>commentary<|message|>Let me check the weather.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json"
+        '<|message|>{"city":"Paris"}<|call|>'
+        "<|start|>functions.get_weather<|channel|>commentary to=assistant<|message|>sunny<|end|><|start|>assistant"
+    ), engine.prompts[-1][-700:]
+
+
+def test_the_sdk_retrieves_with_include(client: openai.OpenAI) -> None:
+    created = client.responses.create(model="gpt-oss-120b", input="reason")
+    plain = client.responses.retrieve(created.id)
+    sealed = client.responses.retrieve(created.id, include=["reasoning.encrypted_content"])
+    assert plain.output[0].encrypted_content is None  # type: ignore[union-attr]
+    assert isinstance(sealed.output[0].encrypted_content, str)  # type: ignore[union-attr]
+
+
+def test_owners_survive_a_change_of_the_key_list(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    settings = scripted_settings(tmp_path)
+    settings = settings.model_copy(update={"auth": settings.auth.model_copy(update={"api_keys_file": keys})})
+    keys.write_text("key-one-aaaaaaaa\nkey-two-bbbbbbbb\n")
+    with threaded_server(settings) as live:
+        made = post(live, {"model": "gpt-oss-120b", "input": "reason"}, key="key-two-bbbbbbbb").json()
+    keys.write_text("key-two-bbbbbbbb\nkey-three-cccccccc\n")  # key one revoked: key two is now the first line
+    with threaded_server(settings) as live:
+        url = f"{live.base_url}/v1/responses/{made['id']}"
+        assert httpx.get(url, headers={"Authorization": "Bearer key-two-bbbbbbbb"}).status_code == 200
+        assert httpx.get(url, headers={"Authorization": "Bearer key-three-cccccccc"}).status_code == 404
+
+
+def test_background_edge_cases(tmp_path: Path) -> None:
+    settings = scripted_settings(tmp_path, token_delay_s=0.01)
+    with threaded_server(settings) as live:
+        url = f"{live.base_url}/v1/responses"
+        # deleted while running: it stays deleted
+        running = post(live, {"model": "gpt-oss-120b", "input": "long", "background": True}).json()
+        assert httpx.delete(f"{url}/{running['id']}", headers=HEADERS).status_code == 200
+        time.sleep(0.3)
+        assert httpx.get(f"{url}/{running['id']}", headers=HEADERS).status_code == 404
+        # a follower of a cancelled run sees its open item closed
+        queued = post(live, {"model": "gpt-oss-120b", "input": "long", "background": True}).json()
+        time.sleep(0.2)
+        httpx.post(f"{url}/{queued['id']}/cancel", headers=HEADERS)
+        events = sse_events(httpx.get(f"{url}/{queued['id']}", params={"stream": "true"}, headers=HEADERS).text)
+        assert events[0]["response"]["status"] == "queued" and events[1]["type"] == "response.in_progress"
+        assert events[-1]["type"] == "response.output_item.done" and events[-1]["item"]["status"] == "incomplete"
+        # resuming after the end still gets the terminal event
+        done = post(live, {"model": "gpt-oss-120b", "input": "reason", "background": True}).json()
+        final = poll(live, done["id"], ("completed",))
+        assert final["status"] == "completed"
+        resumed = httpx.get(f"{url}/{done['id']}", params={"stream": "true", "starting_after": 5}, headers=HEADERS)
+        assert sse_events(resumed.text)[-1]["type"] == "response.completed"
+
+
+def test_max_background_holds_under_concurrency(tmp_path: Path) -> None:
+    import concurrent.futures
+
+    settings = scripted_settings(tmp_path, token_delay_s=0.05)
+    section = settings.providers.responses.model_copy(update={"max_background": 1})  # type: ignore[attr-defined]
+    settings = settings.model_copy(update={"providers": settings.providers.model_copy(update={"responses": section})})
+    with threaded_server(settings) as live, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        body = {"model": "gpt-oss-120b", "input": "long", "background": True}
+        statuses = sorted(r.status_code for r in pool.map(lambda _: post(live, body), range(8)))
+    assert statuses == [200] + [429] * 7, statuses

@@ -38,6 +38,8 @@ BUILT_IN_TOOLS = frozenset(
         "custom",
     }
 )
+MAX_ID_CHARS = 256  # a client's item ids are echoed and listed back
+MAX_DESCRIPTION_CHARS = 64 * 1024  # a namespace's description
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "refusal"})
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 
@@ -53,6 +55,24 @@ def _opt_text(item: Item, key: str, param: str) -> str | None:
     return None if value is None else _text(value, f"{param}.{key}")
 
 
+def _id(item: Item, param: str, new_id: Callable[[str], str], prefix: str) -> str:
+    """The item's own id (a client's, bounded) or a new one."""
+    value = _opt_text(item, "id", param)
+    if value is not None and not 0 < len(value) <= MAX_ID_CHARS:
+        raise InvalidRequestError(f"Invalid '{param}.id': at most {MAX_ID_CHARS} characters.", param=f"{param}.id")
+    return value or new_id(prefix)
+
+
+def _name(value: Any, param: str) -> str:
+    """A tool or namespace name: OpenAI's pattern (it becomes part of a harmony recipient)."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidRequestError(
+            f"Invalid '{param}': '{str(value)[:80]}'. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            param=param,
+        )
+    return value
+
+
 def _parts_text(content: Any, param: str) -> str:
     """The text of a content list (or string); images and files are refused (gpt-oss reads text only)."""
     if isinstance(content, str):
@@ -65,7 +85,7 @@ def _parts_text(content: Any, param: str) -> str:
         if not isinstance(part, dict):
             raise InvalidRequestError(f"Invalid type for '{where}': expected an object.", param=where)
         kind = part.get("type")
-        if kind not in _TEXT_PARTS:
+        if not isinstance(kind, str) or kind not in _TEXT_PARTS:
             raise InvalidRequestError(
                 f"Invalid value for '{where}.type': '{kind}'. This model reads text only (input_text, output_text).",
                 param=f"{where}.type",
@@ -76,7 +96,7 @@ def _parts_text(content: Any, param: str) -> str:
 
 def _message(item: Item, param: str, new_id: Callable[[str], str]) -> Item:
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise InvalidRequestError(
             f"Invalid value for '{param}.role': '{role}'. Supported values are: 'assistant', 'system', 'developer', "
             "and 'user'.",
@@ -85,9 +105,9 @@ def _message(item: Item, param: str, new_id: Callable[[str], str]) -> Item:
     text = _parts_text(item.get("content"), f"{param}.content")
     if role == "assistant":
         part: Item = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        return {"id": _opt_text(item, "id", param) or new_id("msg"), "type": "message", "role": role,
+        return {"id": _id(item, param, new_id, "msg"), "type": "message", "role": role,
                 "status": "completed", "content": [part]}  # fmt: skip
-    return {"id": _opt_text(item, "id", param) or new_id("msg"), "type": "message", "role": role,
+    return {"id": _id(item, param, new_id, "msg"), "type": "message", "role": role,
             "status": "completed", "content": [{"type": "input_text", "text": text}]}  # fmt: skip
 
 
@@ -96,15 +116,15 @@ def _function_call(item: Item, param: str, new_id: Callable[[str], str]) -> Item
         if item.get(key) is None:
             raise InvalidRequestError(f"Missing required parameter: '{param}.{key}'.", param=f"{param}.{key}")
     out: Item = {
-        "id": _opt_text(item, "id", param) or new_id("fc"),
+        "id": _id(item, param, new_id, "fc"),
         "type": "function_call",
         "status": "completed",
         "arguments": _text(item["arguments"], f"{param}.arguments"),
         "call_id": _text(item["call_id"], f"{param}.call_id"),
-        "name": _text(item["name"], f"{param}.name"),
+        "name": _name(item["name"], f"{param}.name"),
     }
     if item.get("namespace") is not None:
-        out["namespace"] = _text(item["namespace"], f"{param}.namespace")
+        out["namespace"] = _name(item["namespace"], f"{param}.namespace")
     return out
 
 
@@ -114,7 +134,7 @@ def _function_output(item: Item, param: str, new_id: Callable[[str], str]) -> It
     if "output" not in item:
         raise InvalidRequestError(f"Missing required parameter: '{param}.output'.", param=f"{param}.output")
     return {
-        "id": _opt_text(item, "id", param) or new_id("fco"),
+        "id": _id(item, param, new_id, "fco"),
         "type": "function_call_output",
         "status": "completed",
         "call_id": _text(item["call_id"], f"{param}.call_id"),
@@ -138,7 +158,7 @@ def _reasoning(item: Item, param: str, new_id: Callable[[str], str]) -> Item:
     ):
         raise InvalidRequestError(f"Invalid value for '{param}.summary'.", param=f"{param}.summary")
     out: Item = {
-        "id": _opt_text(item, "id", param) or new_id("rs"),
+        "id": _id(item, param, new_id, "rs"),
         "type": "reasoning",
         "summary": [{"type": "summary_text", "text": s["text"]} for s in summary],
         "content": [{"type": "reasoning_text", "text": t} for t in texts],
@@ -168,6 +188,8 @@ def parse_input(
     for index, item in enumerate(raw):
         param = f"input[{index}]"
         kind = item.get("type") or ("message" if "role" in item else None)
+        if kind is not None and not isinstance(kind, str):
+            raise InvalidRequestError(f"Invalid type for '{param}.type': expected a string.", param=f"{param}.type")
         if kind == "item_reference":
             ref = item.get("id")
             if not isinstance(ref, str) or ref not in (known or {}):
@@ -182,10 +204,15 @@ def parse_input(
                 param=f"{param}.type",
             )
         items.append(parser(item, param, new_id))
+    seen: set[str] = set()
+    for index, parsed in enumerate(items):
+        if parsed["id"] in seen or (parsed["id"] in (known or {}) and raw[index].get("type") != "item_reference"):
+            raise InvalidRequestError(f"Duplicate item id: '{parsed['id']}'.", param=f"input[{index}].id")
+        seen.add(parsed["id"])
     return items
 
 
-def to_messages(items: list[Item], reasoning_of: Callable[[Item, str], str]) -> list[ChatMessage]:
+def to_messages(items: list[Item], reasoning_of: Callable[[Item, str], str], first_input: int = 0) -> list[ChatMessage]:
     """Items as the core's chat messages. ``reasoning_of(item, param)`` gives a reasoning item's text (opening its
     ``encrypted_content`` when it has one)."""
     messages: list[ChatMessage] = []
@@ -202,7 +229,7 @@ def to_messages(items: list[Item], reasoning_of: Callable[[Item, str], str]) -> 
         kind = item["type"]
         if kind == "reasoning":
             msg = assistant()
-            msg.reasoning = (msg.reasoning or "") + reasoning_of(item, f"input[{index}]")
+            msg.reasoning = (msg.reasoning or "") + reasoning_of(item, f"input[{index - first_input}]")
         elif kind == "function_call":
             call = ToolCall(item["call_id"], item["name"], item["arguments"], item.get("namespace"))
             assistant().tool_calls.append(call)
@@ -220,12 +247,7 @@ def to_messages(items: list[Item], reasoning_of: Callable[[Item, str], str]) -> 
 
 
 def _function(tool: Item, param: str, namespace: str | None = None, about: str | None = None) -> FunctionTool:
-    name = tool.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidRequestError(
-            f"Invalid '{param}.name': '{name}'. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
-            param=f"{param}.name",
-        )
+    name = _name(tool.get("name"), f"{param}.name")
     parameters = tool.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise InvalidRequestError(f"Invalid type for '{param}.parameters': expected an object.", param=param)
@@ -240,17 +262,24 @@ def tools_to_core(tools: list[Item]) -> list[FunctionTool]:
     out: list[FunctionTool] = []
     for index, tool in enumerate(tools):
         param = f"tools[{index}]"
-        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+            raise InvalidRequestError(f"Invalid '{param}': expected an object with a string 'type'.", param=param)
+        kind = tool["type"]
         if kind == "function":
             out.append(_function(tool, param))
         elif kind == "namespace":
-            name = tool.get("name")
-            if not isinstance(name, str) or not _NAME.match(name) or name == "functions":
-                raise InvalidRequestError(f"Invalid '{param}.name': '{name}'.", param=f"{param}.name")
+            name = _name(tool.get("name"), f"{param}.name")
+            if name == "functions":
+                raise InvalidRequestError(f"Invalid '{param}.name': 'functions' is reserved.", param=f"{param}.name")
             members = tool.get("tools")
             if not isinstance(members, list):
                 raise InvalidRequestError(f"Missing required parameter: '{param}.tools'.", param=f"{param}.tools")
-            about = tool.get("description") if isinstance(tool.get("description"), str) else None
+            about = tool.get("description")
+            if about is not None and (not isinstance(about, str) or len(about) > MAX_DESCRIPTION_CHARS):
+                raise InvalidRequestError(
+                    f"Invalid '{param}.description': a string of at most {MAX_DESCRIPTION_CHARS} characters.",
+                    param=f"{param}.description",
+                )
             for j, member in enumerate(members):
                 if isinstance(member, dict) and member.get("type") == "function":
                     out.append(_function(member, f"{param}.tools[{j}]", name, about))
@@ -297,6 +326,8 @@ def tool_choice_to_core(choice: str | Item | None, tools: list[FunctionTool]) ->
     if choice is None or isinstance(choice, str):
         return _offered(ToolChoice(mode=choice or "auto"), tools)  # type: ignore[arg-type]
     kind = choice.get("type")
+    if not isinstance(kind, str):
+        raise InvalidRequestError("Invalid 'tool_choice': expected a string 'type'.", param="tool_choice")
     if kind == "function":
         name = choice.get("name")
         if not any(t.name == name and t.namespace is None for t in tools):
@@ -307,8 +338,8 @@ def tool_choice_to_core(choice: str | Item | None, tools: list[FunctionTool]) ->
         allowed = choice.get("tools")
         if mode not in ("auto", "required") or not isinstance(allowed, list):
             raise InvalidRequestError("Invalid 'tool_choice' of type 'allowed_tools'.", param="tool_choice")
-        names = {(a.get("namespace"), a.get("name")) for a in allowed if isinstance(a, dict)}
-        kept = [t for t in tools if (t.namespace, t.name) in names]
+        names = {(str(a.get("namespace") or ""), str(a.get("name"))) for a in allowed if isinstance(a, dict)}
+        kept = [t for t in tools if (t.namespace or "", t.name) in names]
         return _offered(ToolChoice(mode=mode), kept)
     raise InvalidRequestError(
         f"Tool choice of type '{kind}' is not available: this server runs no built-in tools.", param="tool_choice"

@@ -69,7 +69,10 @@ class Output:
         return self.event(kind, response=copy.deepcopy(self.response))
 
     def opening(self) -> list[Event]:
-        return [self._snapshot("response.created"), self._snapshot("response.in_progress")]
+        """``response.created`` (``queued`` for a background run, else ``in_progress``), then ``in_progress``."""
+        created = self._snapshot("response.created")
+        self.response["status"] = "in_progress"
+        return [created, self._snapshot("response.in_progress")]
 
     # ---- items --------------------------------------------------------------------------------------
 
@@ -197,10 +200,12 @@ class Output:
         events.append(self._snapshot("response.completed"))
         return events
 
-    def cancelled(self) -> None:
-        """A background response cancelled mid-run: open items end incomplete, the response ``cancelled``."""
-        self._close("incomplete")
+    def cancelled(self) -> list[Event]:
+        """A background response cancelled mid-run: the open item ends incomplete, the response ``cancelled``. The
+        schema has no terminal event for that: the stream ends after the item's closing events."""
+        events = self._close("incomplete")
         self.response["status"] = "cancelled"
+        return events
 
 
 def replay(response: dict[str, Any]) -> list[Event]:
@@ -243,10 +248,11 @@ def replay(response: dict[str, Any]) -> list[Event]:
             events.append(out.event("response.function_call_arguments.done", **where, name=item["name"],
                                     arguments=item["arguments"]))  # fmt: skip
         events.append(out.event("response.output_item.done", output_index=index, item=item))
-    terminal = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(
-        final["status"], "response.failed"
-    )
-    if final["status"] in ("completed", "incomplete", "failed", "cancelled"):
+    terminal = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
+    if final["status"] in terminal:
+        if final["status"] == "failed" and final.get("error"):
+            error = final["error"]
+            events.append(out.event("error", code=error["code"], message=error["message"], param=None))
         out.response = final
-        events.append(out._snapshot(terminal))
+        events.append(out._snapshot(terminal[final["status"]]))
     return events

@@ -116,6 +116,9 @@ class CreateResponse(BaseModel):
     safety_identifier: str | None = Field(None, max_length=256)
     user: str | None = Field(None, max_length=256)
     service_tier: str | None = None
+    # OpenAI's server-side conversations and stored prompt templates: not kept here, so refused rather than ignored
+    conversation: Any = None
+    prompt: Any = None
     # vLLM's sampling extras, as its own Responses server takes them
     top_k: int | None = Field(None, ge=-1, le=1_000_000)
     min_p: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
@@ -153,5 +156,16 @@ class CreateResponse(BaseModel):
         """Combinations OpenAI refuses."""
         if self.input is None and self.previous_response_id is None:
             raise InvalidRequestError("Missing required parameter: 'input'.", param="input")
+        if self.conversation is not None:
+            raise InvalidRequestError(
+                "Conversations are not supported by this server: continue with previous_response_id, or send the "
+                "items in input.",
+                param="conversation",
+            )
+        if self.prompt is not None:
+            raise InvalidRequestError(
+                "Stored prompt templates are not supported by this server: send instructions and input.",
+                param="prompt",
+            )
         if self.background and self.store is False:
             raise InvalidRequestError("Background responses must be stored: set store to true.", param="background")

@@ -66,7 +66,11 @@ def skeleton(
 
 
 def to_core(
-    body: CreateResponse, items: list[Item], reasoning_of: Callable[[Item, str], str], request_id: str
+    body: CreateResponse,
+    items: list[Item],
+    reasoning_of: Callable[[Item, str], str],
+    request_id: str,
+    first_input: int = 0,
 ) -> ChatRequest:
     """The conversation (earlier items, then this request's) under this request's instructions and settings."""
     tools = tools_to_core(body.tools or [])
@@ -74,7 +78,7 @@ def to_core(
     messages: list[ChatMessage] = []
     if body.instructions:
         messages.append(ChatMessage(role="developer", content=body.instructions))
-    messages += to_messages(items, reasoning_of)
+    messages += to_messages(items, reasoning_of, first_input)
     if not any(m.role != "developer" for m in messages):
         raise InvalidRequestError("The input holds no message for the model to answer.", param="input")
     sampling = SamplingOptions(

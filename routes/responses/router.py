@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -20,7 +22,7 @@ from routes.responses.settings import section
 from routes.responses.state import ResponsesState
 from routes.shared.run import Ctx, open_stream, parse_body, until_disconnect
 from server.context import ServerContext
-from server.errors import ContextLengthError, InvalidRequestError
+from server.errors import ContextLengthError, InvalidRequestError, ServerError
 from server.http.auth import bearer_token, require_key
 from server.http.body import read_json_object
 from server.http.jsonio import dumps
@@ -31,6 +33,8 @@ from server.types import Event as CoreEvent
 from server.types import Finish
 
 __all__ = ["prefixes", "render_error", "router"]
+
+log = logging.getLogger(__name__)
 
 PREFIXES = ("/v1", "/openai/v1")
 
@@ -50,8 +54,11 @@ def authenticate(request: Request, ctx: Ctx) -> None:
 
 
 def owner_of(request: Request, ctx: ServerContext) -> str | None:
-    """The name of the key that made the request (None with auth off): stored responses are its own."""
-    return ctx.keys.identify(bearer_token(request) or "") if ctx.keys.enabled else None
+    """Who a stored response belongs to: a digest of the API key that made it (None with auth off). Not the key's
+    name: unnamed keys are numbered by their place in the list, which changes when a key is removed."""
+    if not ctx.keys.enabled:
+        return None
+    return hashlib.sha256((bearer_token(request) or "").encode()).hexdigest()[:32]
 
 
 def sse(events: AsyncIterator[Event]) -> Response:
@@ -80,9 +87,27 @@ def _renamed(exc: InvalidRequestError) -> InvalidRequestError:
     return exc
 
 
+def replayed(doc: dict[str, Any], after: int) -> list[Event]:
+    """A stored response's events after sequence number ``after``. The replay has fewer deltas than the run had (one
+    per content part): its terminal event keeps the run's own last number, so a client resuming after an event it
+    saw still gets the end."""
+    events = replay(doc["response"])
+    last = doc.get("last_sequence")
+    if events and last is not None and last > events[-1]["sequence_number"] and events[-1]["type"] != "error":
+        events[-1] = {**events[-1], "sequence_number": last}
+    return [e for e in events if e["sequence_number"] > after]
+
+
+def _without_orphans(items: list[Item]) -> list[Item]:
+    """Truncated items without the tool outputs whose calls were dropped (an output cannot stand alone)."""
+    calls = {item["call_id"] for item in items if item["type"] == "function_call"}
+    return [i for i in items if i["type"] != "function_call_output" or i["call_id"] in calls]
+
+
 def router(ctx: ServerContext) -> APIRouter:
     settings = section(ctx)
     state = ResponsesState(ctx, settings.max_chain, settings.max_background)
+    ctx.shutdown_hooks.append(state.close)
     api = APIRouter(route_class=error_route_class(render_error), dependencies=[Depends(authenticate)])
 
     def reasoning_of(item: Item, param: str) -> str:
@@ -94,15 +119,16 @@ def router(ctx: ServerContext) -> APIRouter:
                 raise InvalidRequestError(exc.message, param=f"{param}.encrypted_content") from None
         return "".join(part["text"] for part in item.get("content") or [])
 
-    async def prepare(body: CreateResponse, items: list[Item], response_id: str) -> PreparedRequest:
-        """Render and validate; with ``truncation: auto``, the oldest items are dropped until the input fits."""
+    async def prepare(body: CreateResponse, items: list[Item], first_input: int, response_id: str) -> PreparedRequest:
+        """Render and validate; with ``truncation: auto``, the oldest items are dropped until the input fits.
+        ``items[first_input:]`` are this request's (errors name them as ``input[i]``)."""
         drop = 0
         while True:
-            kept = items[drop:]
-            while kept and kept[0]["type"] == "function_call_output":
-                kept = kept[1:]  # an output whose call was dropped cannot stand alone
+            kept = _without_orphans(items[drop:])
             try:
-                return await ctx.service.prepare(to_core(body, kept, reasoning_of, response_id))
+                return await ctx.service.prepare(
+                    to_core(body, kept, reasoning_of, response_id, first_input - (len(items) - len(kept)))
+                )
             except ContextLengthError as exc:
                 hopeless = (body.max_output_tokens or 0) >= exc.max_context  # no input is short enough
                 if body.truncation != "auto" or len(kept) <= 1 or hopeless:
@@ -119,7 +145,7 @@ def router(ctx: ServerContext) -> APIRouter:
         history = await state.history(owner, body.previous_response_id) if body.previous_response_id else []
         items = parse_input(body.input or [], ids.new_id, {item["id"]: item for item in history})
         response_id = ids.new_id("resp")
-        prepared = await prepare(body, history + items, response_id)
+        prepared = await prepare(body, history + items, len(history), response_id)
         response = skeleton(ctx, body, response_id=response_id, created_at=ids.now(), model=model, store=store)
         sealer = ctx.sealer
         seal = (lambda text: sealer.seal({"text": text})) if body.includes(ENCRYPTED_REASONING) else None
@@ -162,7 +188,10 @@ def router(ctx: ServerContext) -> APIRouter:
                 if isinstance(core, Finish):
                     tail = output.close(core)
                     if store and not core.truncated:
-                        await state.save(owner, output.response, items)  # retrievable before the client sees the end
+                        try:  # retrievable before the client sees the end
+                            await state.save(owner, output.response, items)
+                        except ServerError as exc:  # the answer itself is whole: it still goes out
+                            log.error("response %s could not be stored: %s", output.response["id"], exc.message)
                     for event in tail:
                         yield event
                     return
@@ -174,16 +203,20 @@ def router(ctx: ServerContext) -> APIRouter:
     async def background(
         owner: str | None, body: CreateResponse, output: Output, items: list[Item], prepared: PreparedRequest
     ) -> Response:
-        state.check_capacity()
-        events = await open_stream(ctx, prepared)  # admitted (or refused) before anything is stored
+        state.reserve()
+        try:
+            events = await open_stream(ctx, prepared)  # admitted (or refused) before anything is stored
+        except BaseException:
+            state.release()
+            raise
         output.response["status"] = "queued"
         queued = copy.deepcopy(output.response)
         try:
             await state.save(owner, queued, items)
         except BaseException:
+            state.release()
             await events.aclose()  # type: ignore[attr-defined]
             raise
-        output.response["status"] = "in_progress"
         run = state.start(owner, output, events, items)
         if body.stream:
             return sse(run.follow(None))
@@ -195,18 +228,18 @@ def router(ctx: ServerContext) -> APIRouter:
         ctx: Ctx,
         stream: bool = False,
         starting_after: Annotated[int | None, Query(ge=-1)] = None,
-        include: Annotated[list[str] | None, Query()] = None,
     ) -> Response:
         owner = owner_of(request, ctx)
+        # openai-python sends a list as ``include[]=...``; other clients as repeated ``include=...``
+        include = request.query_params.getlist("include") + request.query_params.getlist("include[]")
         if stream:
-            run = state.runs.get(response_id)
             doc = await state.load(owner, response_id)
+            run = state.runs.get(response_id)
             if run is not None:
                 return sse(run.follow(starting_after))
-            after = -1 if starting_after is None else starting_after
-            return sse(_listed([e for e in replay(doc["response"]) if e["sequence_number"] > after]))
+            return sse(_listed(replayed(doc, -1 if starting_after is None else starting_after)))
         response = await state.response(owner, response_id)
-        if ENCRYPTED_REASONING in (include or []):
+        if ENCRYPTED_REASONING in include:
             response = copy.deepcopy(response)
             for item in response["output"]:
                 if item["type"] == "reasoning" and "encrypted_content" not in item:

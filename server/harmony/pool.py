@@ -42,11 +42,11 @@ def prompt_chars(request: ChatRequest) -> int:
     """Characters of text the prompt is made of (what tokenizing costs grows with)."""
     total = 0
     for m in request.messages:
-        total += (
-            len(m.content or "") + len(m.reasoning or "") + sum(len(c.arguments) + len(c.name) for c in m.tool_calls)
-        )
+        total += len(m.content or "") + len(m.reasoning or "")
+        total += sum(len(c.arguments) + len(c.name) + len(c.namespace or "") for c in m.tool_calls)
     for t in request.tools:
         total += len(t.description or "") + len(json.dumps(t.parameters or {}))
+        total += len(t.name) + len(t.namespace or "") + len(t.namespace_description or "")
     return total
 
 

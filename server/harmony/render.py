@@ -3,7 +3,8 @@
 Layout: a system message (model identity, knowledge cutoff, conversation date, reasoning effort),
 a developer message holding the request's system/developer instructions (and function tools), then the
 history. Earlier assistant turns keep only their final answer (harmony drops old analysis); the
-reasoning of an assistant turn that ended in tool calls is kept, because the model continues it.
+reasoning of an assistant turn that ended in tool calls is kept, because the model continues it, and text alongside
+tool calls is the commentary preamble said before them.
 User text is encoded as plain text: a string spelling ``<|start|>`` never becomes a control token.
 """
 
@@ -87,6 +88,11 @@ class HarmonyRenderer:
             out: list[Message] = []
             if keep_reasoning and msg.reasoning and msg.tool_calls:
                 out.append(Message.from_role_and_content(Role.ASSISTANT, msg.reasoning).with_channel("analysis"))
+            if msg.content and msg.tool_calls:
+                # text alongside tool calls is what the model said before them (a call ends its turn): harmony's
+                # commentary preamble. On the final channel it would read as an answer, and harmony would drop the
+                # reasoning of the tool loop in progress.
+                out.append(Message.from_role_and_content(Role.ASSISTANT, msg.content).with_channel("commentary"))
             for call in msg.tool_calls:
                 out.append(
                     Message.from_role_and_content(Role.ASSISTANT, call.arguments or "{}")
@@ -94,7 +100,7 @@ class HarmonyRenderer:
                     .with_recipient(_recipient(call))
                     .with_content_type("<|constrain|>json")
                 )
-            if msg.content:
+            if msg.content and not msg.tool_calls:
                 out.append(Message.from_role_and_content(Role.ASSISTANT, msg.content).with_channel("final"))
             return out
         if msg.role == "tool":
