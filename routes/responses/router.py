@@ -124,7 +124,7 @@ def router(ctx: ServerContext) -> APIRouter:
         ``items[first_input:]`` are this request's (errors name them as ``input[i]``)."""
         drop = 0
         while True:
-            kept = _without_orphans(items[drop:])
+            kept = _without_orphans(items[drop:]) if drop else items  # a client's own orphan is its error
             try:
                 return await ctx.service.prepare(
                     to_core(body, kept, reasoning_of, response_id, first_input - (len(items) - len(kept)))
