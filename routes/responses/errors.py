@@ -1,24 +1,12 @@
-"""OpenAI's error envelope (``{"error": {message, type, param, code}}``) and the stream's ``error`` event."""
+"""OpenAI's error envelope (the same as its chat API's: ``routes/openai/errors.py``) and a failed response's
+``error`` object."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import Request, Response
-
+from routes.openai.errors import error_body, render_error
 from server.errors import ServerError
-from server.http.jsonio import dumps
 
-
-def error_body(exc: ServerError) -> dict[str, Any]:
-    return {"error": {"message": exc.message, "type": exc.kind, "param": exc.param, "code": exc.code}}
-
-
-def render_error(exc: ServerError, request: Request | None = None) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    if exc.status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return Response(dumps(error_body(exc)), status_code=exc.status, media_type="application/json", headers=headers)
+__all__ = ["error_body", "render_error", "response_error"]
 
 
 def response_error(exc: ServerError) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from routes.openai.router import authenticate  # the same keys, the same Bearer refusals
 from routes.responses import ids
 from routes.responses.errors import render_error
 from routes.responses.items import Item, parse_input
@@ -23,7 +24,7 @@ from routes.responses.state import ResponsesState
 from routes.shared.run import Ctx, open_stream, parse_body, until_disconnect
 from server.context import ServerContext
 from server.errors import ContextLengthError, InvalidRequestError, ServerError
-from server.http.auth import bearer_token, require_key
+from server.http.auth import bearer_token
 from server.http.body import read_json_object
 from server.http.jsonio import dumps
 from server.http.routing import error_route_class
@@ -41,16 +42,6 @@ PREFIXES = ("/v1", "/openai/v1")
 
 def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return tuple(p + "/responses" for p in PREFIXES)
-
-
-def authenticate(request: Request, ctx: Ctx) -> None:
-    require_key(
-        ctx.keys,
-        bearer_token(request),
-        missing="You didn't provide an API key. You need to provide your API key in an Authorization header "
-        "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-        invalid="Incorrect API key provided.",
-    )
 
 
 def owner_of(request: Request, ctx: ServerContext) -> str | None:
