@@ -15,7 +15,9 @@ import ollama
 import pytest
 import requests
 
-from server.errors import EngineUnavailableError
+from routes.ollama import ids, names
+from routes.ollama.request import keep_alive_seconds
+from server.errors import EngineUnavailableError, InvalidRequestError
 from server.harmony.encoding import get_encoding
 from tests.cases.ollama import pin
 from tests.helpers import (
@@ -230,3 +232,34 @@ def test_a_client_leaving_mid_stream_aborts_the_request(tmp_path: Path) -> None:
         while live.health()["engine_requests"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert live.health()["engine_requests"] == 0 and live.health()["active_requests"] == 0
+
+
+# ---- pure pieces: names, durations, Go's clock ------------------------------------------------------------
+
+
+def test_model_names() -> None:
+    parsed = names.parse("gpt-oss:120b")
+    assert parsed is not None and parsed.full == "registry.ollama.ai/library/gpt-oss:120b"
+    assert parsed.shortest == "gpt-oss:120b"
+    assert names.same("GPT-OSS:120B", "registry.ollama.ai/library/gpt-oss:120b")
+    assert names.same("gpt-oss-120b", "gpt-oss-120b:latest") and not names.same("gpt-oss", "gpt-oss:120b")
+    other = names.parse("localhost:5000/me/model:v1")
+    assert other is not None and (other.host, other.namespace, other.tag) == ("localhost:5000", "me", "v1")
+    assert other.shortest == "localhost:5000/me/model:v1"
+    for bad in ("", "a b", "-x", "m" * 81, "a/b/c/d/e", "ns.x/model", "model:t/x"):
+        assert names.parse(bad) is None, bad
+
+
+def test_keep_alive_durations() -> None:
+    for text, seconds in (("5m", 300), ("1h30m", 5400), ("1.5s", 1.5), ("-1s", -1), ("0", 0), ("250ms", 0.25)):
+        assert keep_alive_seconds(text) == pytest.approx(seconds), text
+    assert keep_alive_seconds(0) == 0 and keep_alive_seconds(None) is None
+    for bad in ("5", "", "m", "1x", "1..5s"):
+        with pytest.raises(InvalidRequestError, match="time: invalid duration"):
+            keep_alive_seconds(bad)
+
+
+def test_created_at_as_go_writes_it() -> None:
+    assert ids.rfc3339(1_770_614_085_123_456_789) == "2026-02-09T05:14:45.123456789Z"
+    assert ids.rfc3339(1_770_614_085_120_000_000) == "2026-02-09T05:14:45.12Z"
+    assert ids.rfc3339(1_770_614_085_000_000_000) == "2026-02-09T05:14:45Z"
