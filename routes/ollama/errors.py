@@ -64,6 +64,10 @@ def error_body(exc: ServerError) -> dict[str, Any]:
     return {"error": message_of(exc)}
 
 
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(go_json(body), status_code=status, media_type=JSON_TYPE)
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(go_json({"error": message}), status_code=status, media_type=JSON_TYPE, headers=headers)
 

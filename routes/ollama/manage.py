@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import Response
 
 from routes.ollama import models, names
-from routes.ollama.errors import JSON_TYPE, error_response, go_json, not_found
+from routes.ollama.errors import error_response, go_json, json_response, not_found
 from routes.ollama.request import GoStruct
 from routes.ollama.settings import OllamaSettings
 from routes.ollama.stream import ndjson_response
@@ -50,10 +50,6 @@ class EmbedIn(GoStruct):
     model: str = ""
     input: Any = None
     prompt: str = ""
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(go_json(body), status_code=status, media_type=JSON_TYPE)
 
 
 async def _lines(objects: list[dict[str, Any]]) -> AsyncIterator[bytes]:

@@ -50,8 +50,8 @@ def resolve(settings: OllamaSettings, requested: str) -> names.Name | None:
 
 def canonical(settings: OllamaSettings) -> names.Name:
     name = names.parse(settings.model_name)
-    if name is None:
-        raise ValueError(f"providers.ollama.model_name {settings.model_name!r} is not a valid Ollama model name")
+    if name is None:  # the settings refuse such a name
+        raise ValueError(f"{settings.model_name!r} is not a valid Ollama model name")
     return name
 
 

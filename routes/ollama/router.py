@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from routes.ollama import manage, models, names
 from routes.ollama.context import context_messages
-from routes.ollama.errors import render_error
+from routes.ollama.errors import error_response, json_response, render_error
 from routes.ollama.options import Options
 from routes.ollama.request import ChatIn, GenerateIn, keep_alive_seconds
 from routes.ollama.response import (
@@ -111,13 +111,8 @@ async def prepare(
     return best
 
 
-def json_body(body: dict[str, Any]) -> Response:
-    return manage.json_response(body)
-
-
 def router(ctx: ServerContext) -> APIRouter:
     settings = section(ctx)
-    models.canonical(settings)  # a bad model_name stops the start-up
     route_class = error_route_class(render_error)
     api = APIRouter(route_class=route_class, dependencies=[Depends(authenticate)])
 
@@ -126,7 +121,7 @@ def router(ctx: ServerContext) -> APIRouter:
         received = time.time()
         body = parse_body(ChatIn, await read_body(request, ctx, settings))
         body.check()
-        body.effort()
+        body.effort()  # think is checked while decoding, before the model (as Go's decoder does)
         check_model(settings, body.model, chat=True)
         reply = Reply(body.model, received, body.top_logprobs if body.logprobs else None)
         if not body.messages:
@@ -134,14 +129,14 @@ def router(ctx: ServerContext) -> APIRouter:
             if loaded == "load":
                 body.parsed_options(settings.default_options)
                 await ready(ctx)
-            return json_body(chat_object(reply, message(""), done=True, reason=loaded))
+            return json_response(chat_object(reply, message(""), done=True, reason=loaded))
         options = body.parsed_options(settings.default_options)
         prepared = await prepare(ctx, settings, body.to_core(options, uuid.uuid4().hex), options, body.truncate)
         if body.stream:
             return ndjson_response(chat_stream(await open_stream(ctx, prepared), reply))
         result = await complete(ctx, request, prepared)
         msg = message(result.content or "", result.reasoning or "", tool_calls_body(result.tool_calls))
-        return json_body(chat_object(reply, msg, **_final(reply, result)))
+        return json_response(chat_object(reply, msg, **_final(reply, result)))
 
     @api.post(BASE + "/generate")
     async def generate(request: Request, ctx: Ctx) -> Response:
@@ -152,7 +147,7 @@ def router(ctx: ServerContext) -> APIRouter:
         check_model(settings, body.model, chat=False)
         reply = Reply(body.model, received, body.top_logprobs if body.logprobs else None)
         if not body.prompt and unloading(body.keep_alive):
-            return json_body(generate_object(reply, "", done=True, reason="unload"))
+            return json_response(generate_object(reply, "", done=True, reason="unload"))
         if body.raw and (body.template or body.system or body.context):
             raise InvalidRequestError("raw mode does not support template, system, or context", param="raw")
         unsupported = [
@@ -167,7 +162,7 @@ def router(ctx: ServerContext) -> APIRouter:
         options = body.parsed_options(settings.default_options)
         if not body.prompt:
             await ready(ctx)
-            return json_body(generate_object(reply, "", done=True, reason="load"))
+            return json_response(generate_object(reply, "", done=True, reason="load"))
         history = context_messages(body.context)
         if body.system:
             history = [ChatMessage(role="system", content=body.system)] + [m for m in history if m.role != "system"]
@@ -179,7 +174,7 @@ def router(ctx: ServerContext) -> APIRouter:
         result = await complete(ctx, request, prepared)
         final = _final(reply, result)
         logprobs = final.pop("logprobs", None)
-        return json_body(
+        return json_response(
             generate_object(
                 reply,
                 result.content or "",
@@ -194,7 +189,7 @@ def router(ctx: ServerContext) -> APIRouter:
     @api.get(BASE + "/tags")
     @api.head(BASE + "/tags")
     async def tags() -> Response:
-        return json_body(models.tags_body(settings))
+        return json_response(models.tags_body(settings))
 
     @api.post(BASE + "/show")
     async def show(request: Request, ctx: Ctx) -> Response:
@@ -202,16 +197,16 @@ def router(ctx: ServerContext) -> APIRouter:
         if not body.target:
             raise InvalidRequestError("model is required", param="model")
         check_model(settings, body.target, chat=True)
-        return json_body(models.show_body(settings))
+        return json_response(models.show_body(settings))
 
     @api.get(BASE + "/ps")
     async def ps(ctx: Ctx) -> Response:
-        return json_body(models.ps_body(settings, ctx.engine.info.max_model_len))
+        return json_response(models.ps_body(settings, ctx.engine.info.max_model_len))
 
     @api.get(BASE + "/version")
     @api.head(BASE + "/version")
     async def version() -> Response:
-        return json_body({"version": settings.version})
+        return json_response({"version": settings.version})
 
     def model_route(path: str, handler: Any, method: str = "post") -> None:
         async def endpoint(request: Request, ctx: Ctx) -> Response:
@@ -239,11 +234,11 @@ def router(ctx: ServerContext) -> APIRouter:
 
     @api.head(BASE + "/blobs/{digest}")
     async def blob(digest: str) -> Response:
-        return manage.error_response(404, f'blob "{digest}" not found')
+        return error_response(404, f'blob "{digest}" not found')
 
     @api.post(BASE + "/blobs/{digest}")
     async def upload(digest: str) -> Response:
-        return manage.error_response(403, manage.READ_ONLY)
+        return error_response(403, manage.READ_ONLY)
 
     outer = APIRouter(route_class=route_class)
     outer.include_router(api)

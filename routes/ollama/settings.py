@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from routes.ollama import names
+from routes.ollama.options import parse_options
 from routes.provider import section_of
+from server.errors import InvalidRequestError
 from server.section import ProviderSection
 
 if TYPE_CHECKING:
@@ -46,6 +49,22 @@ class OllamaSettings(ProviderSection):
     any_content_type: bool = True
     # Answer GET / and HEAD / with "Ollama is running", as clients probing for a server expect.
     root_banner: bool = True
+
+    @field_validator("model_name")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if names.parse(value) is None:
+            raise ValueError(f"{value!r} is not a valid Ollama model name")
+        return value
+
+    @field_validator("default_options")
+    @classmethod
+    def _options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            parse_options(value)
+        except InvalidRequestError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
 
 def section(ctx: ServerContext) -> OllamaSettings:
