@@ -92,20 +92,26 @@ class ChatService:
     # ---- before the first byte ---------------------------------------------------------------
 
     async def prepare(
-        self, request: ChatRequest, *, default_max_tokens: int | None = None, clamp_max_tokens: bool = False
+        self,
+        request: ChatRequest,
+        *,
+        default_max_tokens: int | None = None,
+        clamp_max_tokens: bool = False,
+        context_window: int | None = None,
     ) -> PreparedRequest:
         """Validate and render; raises typed errors that become a proper HTTP status.
 
         ``default_max_tokens`` is a route's own output cap for requests that name none (a provider default);
         without it the server-wide ``limits.default_max_tokens`` applies. ``clamp_max_tokens``: a request asking
         for more output than fits (the context, ``limits.max_output_tokens``) gets what fits instead of a 400, as
-        some providers' servers do. Everything cheap is checked before the prompt is rendered.
+        some providers' servers do. ``context_window``: a smaller context than the engine's for this request (prompt
+        and output together), as a request may ask for one. Everything cheap is checked before the prompt is rendered.
         """
         self._check_counts(request)
         constraint = self._constraint(request)  # schemas: depth and size, before anything walks them
         chars = self._check_chars(request)
         prompt = await self._render.render(request, chars)
-        max_tokens = self._output_budget(request, len(prompt), default_max_tokens, clamp_max_tokens)
+        max_tokens = self._output_budget(request, len(prompt), default_max_tokens, clamp_max_tokens, context_window)
         request_id = request.request_id or uuid.uuid4().hex
         generation = GenerationRequest(
             request_id=request_id,
@@ -147,11 +153,16 @@ class ChatService:
         return chars
 
     def _output_budget(
-        self, request: ChatRequest, prompt_tokens: int, default_max_tokens: int | None, clamp: bool
+        self,
+        request: ChatRequest,
+        prompt_tokens: int,
+        default_max_tokens: int | None,
+        clamp: bool,
+        context_window: int | None = None,
     ) -> int:
         """The output tokens this request may generate: what it asked for, or the default, within the context and
         ``limits.max_output_tokens``."""
-        max_context = self.engine.info.max_model_len
+        max_context = min(self.engine.info.max_model_len, context_window or self.engine.info.max_model_len)
         if prompt_tokens >= max_context:
             raise ContextLengthError(
                 f"This model's maximum context length is {max_context} tokens. However, your request has "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
@@ -119,6 +119,16 @@ class ProviderCase:
     # one (an ``event:`` line naming one of ``terminal_events``)
     terminator: str | None = "data: [DONE]"
     terminal_events: frozenset[str] = frozenset()
+    # how a stream is framed: server-sent events, or newline-delimited JSON (one object a line; its last object
+    # is the one ``is_last`` says ends the stream)
+    stream_format: Literal["sse", "ndjson"] = "sse"
+    is_last: Callable[[dict[str, Any]], bool] = lambda payload: False
+    # True where the route reads a missing or null field as its zero value, as Go's encoding/json does: a request
+    # without a conversation is answered (an empty answer), a message without content is empty
+    zero_values: bool = False
+    # "browsers" where a body is read as JSON whatever its Content-Type unless a browser sent it (Origin or
+    # Sec-Fetch-Mode headers): then JSON is required (415), as everywhere else
+    json_media_type: Literal["required", "browsers"] = "required"
     # ---- generation parity (tests/test_parity.py, tests/test_engine_parity.py) ----
     # pins the route module's ids and clocks (given pytest's monkeypatch) so golden files can hold exact bytes
     pin: Callable[[Any], None] | None = None
@@ -158,8 +168,31 @@ class ProviderCase:
     # field sets outside the provider's documented ranges (each answered 400 in its envelope)
     range_errors: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def stream_media_type(self) -> str:
+        return "application/x-ndjson" if self.stream_format == "ndjson" else "text/event-stream"
+
+    @property
+    def stream_suffix(self) -> str:
+        """The file suffix of a stream's golden file."""
+        return self.stream_format
+
+    @property
+    def stream_end(self) -> str:
+        """What a complete stream's bytes end with."""
+        return "\n" if self.stream_format == "ndjson" else "\n\n"
+
+    def split_stream(self, raw: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """A stream's JSON payloads (the terminator excepted) and its blocks (SSE event blocks or NDJSON lines)."""
+        if self.stream_format == "ndjson":
+            return ndjson_payloads(raw)
+        return sse_payloads(raw, self.terminator)
+
     def ends_stream(self, block: str) -> bool:
-        """Whether an SSE event block is the end of this route's stream (its terminator or a terminal event)."""
+        """Whether an SSE event block (an NDJSON line) is the end of this route's stream: its terminator, a terminal
+        event, or the object that ends an NDJSON stream."""
+        if self.stream_format == "ndjson":
+            return self.is_last(json.loads(block))
         if self.terminator is not None:
             return block == self.terminator
         lines = block.split("\n")
@@ -179,6 +212,12 @@ def sse_payloads(raw: str, terminator: str | None = "data: [DONE]") -> tuple[lis
             if line.startswith("data: ") and line != terminator:
                 payloads.append(json.loads(line[len("data: ") :]))
     return payloads, blocks
+
+
+def ndjson_payloads(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Split a newline-delimited JSON body into its objects; returns (objects, lines)."""
+    lines = [line for line in raw.split("\n") if line]
+    return [json.loads(line) for line in lines], lines
 
 
 def openai_stream_text(payloads: list[dict[str, Any]]) -> str:

@@ -28,12 +28,13 @@ from requests.structures import CaseInsensitiveDict
 
 from routes.aimlapi.request import ChatCompletionRequest as AimlapiRequest
 from routes.dataoorts.request import RunInput
+from routes.ollama.request import ChatIn as OllamaRequest
 from routes.openai.request import ChatCompletionRequest as OpenAIRequest
 from routes.oxen.request import ChatCompletionRequest as OxenRequest
 from routes.responses.request import CreateResponse
 from server.harmony.encoding import FIRST_SPECIAL_ID
 from tests.cases import all_cases
-from tests.contract import ProviderCase, sse_payloads
+from tests.contract import ProviderCase
 from tests.helpers import API_KEY, PINNED_DATE, LiveServer, scripted_settings, subprocess_server, threaded_server
 
 CASES = all_cases()
@@ -52,6 +53,11 @@ def everywhere(case: ProviderCase) -> bool:
 def typed(case: ProviderCase) -> bool:
     """Routes with a typed request model; dat1 reads a wrongly typed field as its default, as llama-server does."""
     return not case.name.startswith("dat1")
+
+
+def required_fields(case: ProviderCase) -> bool:
+    """Typed routes where a missing or null field is refused, not read as its zero value (Ollama's Go decoder)."""
+    return typed(case) and not case.zero_values
 
 
 def has_tool_choice(case: ProviderCase) -> bool:
@@ -113,8 +119,8 @@ def problems(
             case.check_error(r, r.status_code)
         except (AssertionError, ValueError, KeyError) as exc:
             out.append(f"not {case.name}'s envelope ({exc!r}): {r.text[:300]}")
-    elif r.headers.get("content-type", "").startswith("text/event-stream"):
-        payloads, blocks = sse_payloads(r.text, case.terminator)
+    elif r.headers.get("content-type", "").startswith(case.stream_media_type):
+        payloads, blocks = case.split_stream(r.text)
         if not case.ends_stream(blocks[-1]):
             out.append(f"stream without its terminator: {r.text[-300:]}")
         if not isinstance(case.stream_text_of(payloads), str):
@@ -201,6 +207,9 @@ DAT1_FIELDS = [
     *["presence_penalty", "frequency_penalty", "repeat_penalty", "repeat_last_n", "logprobs", "top_logprobs"],
     *["n_probs", "logit_bias", "stop"],
 ]
+# the chat spellings Ollama's case sends as its options
+OLLAMA_OPTIONS = ["max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty"]
+OLLAMA_OPTIONS += ["frequency_penalty", "repeat_penalty", "repeat_last_n", "stop"]
 REQUEST_FIELDS = {
     "openai": list(OpenAIRequest.model_fields),
     "e2e": list(OpenAIRequest.model_fields),
@@ -209,6 +218,7 @@ REQUEST_FIELDS = {
     "dataoorts": list(RunInput.model_fields),
     "dat1": DAT1_FIELDS,
     "responses": list(CreateResponse.model_fields),
+    "ollama": [*OllamaRequest.model_fields, *OLLAMA_OPTIONS],
 }
 
 
@@ -278,8 +288,8 @@ MESSAGES: dict[str, tuple[Any, Expect]] = {
     "message-array": ([["hi"]], everywhere),
     "message-empty-object": ([{}], everywhere),
     "message-without-role-nested-600": ([{"content": "hi", "x": _deep(600)}], everywhere),
-    "content-missing": ([{"role": "user"}], typed),
-    "content-null": ([{"role": "user", "content": None}], typed),
+    "content-missing": ([{"role": "user"}], required_fields),
+    "content-null": ([{"role": "user", "content": None}], required_fields),
     "name-number": ([{"role": "user", "content": "hi", "name": 5}], lambda c: c.named_messages),
     "name-100k": ([{"role": "user", "content": "hi", "name": "n" * 100_000}], lambda c: typed(c) and c.named_messages),
     "tool_calls-string": ([{"role": "assistant", "content": None, "tool_calls": "x"}, *HI], everywhere),
@@ -304,7 +314,7 @@ MESSAGES: dict[str, tuple[Any, Expect]] = {
         everywhere,
     ),
     "tool_calls-nested-600": ([{"role": "assistant", "tool_calls": _deep(600)}, *HI], everywhere),
-    "tool_call-empty-list": ([{"role": "assistant", "tool_calls": []}, *HI], typed),
+    "tool_call-empty-list": ([{"role": "assistant", "tool_calls": []}, *HI], required_fields),
     "tool-answering-nothing": ([*HI, {"role": "tool", "content": "x", "tool_call_id": "nope"}], everywhere),
     "tool-content-object": (
         [{"role": "assistant", "tool_calls": [CALL]}, {"role": "tool", "content": {"a": 1}, "tool_call_id": "c1"}],
@@ -344,8 +354,8 @@ FIELDS: dict[str, tuple[dict[str, Any], Expect]] = {
     "messages-string": ({"messages": "hi"}, lambda c: not c.text_conversation),
     "messages-object": ({"messages": {"role": "user", "content": "hi"}}, everywhere),
     "messages-number": ({"messages": 5}, everywhere),
-    "messages-null": ({"messages": None}, everywhere),
-    "messages-empty": ({"messages": []}, everywhere),
+    "messages-null": ({"messages": None}, lambda c: not c.zero_values),
+    "messages-empty": ({"messages": []}, lambda c: not c.zero_values),
     "model-number": ({"model": 5}, typed),
     "model-list": ({"model": ["gpt-oss-120b"]}, typed),
     "model-100k": ({"model": "m" * 100_000}, typed),
@@ -581,7 +591,7 @@ def test_harmony_injection_stays_plain_text(
     check(client, live, case, r, refused=False)
     assert r.status_code == 200, r.text
     if stream:
-        payloads, _ = sse_payloads(r.text, case.terminator)
+        payloads, _ = case.split_stream(r.text)
         answer = case.stream_text_of(payloads)
         reasoning, calls = case.stream_reasoning_of(payloads), case.stream_tool_calls_of(payloads)
     else:
@@ -657,9 +667,10 @@ def never_honoured(url: str) -> dict[str, dict[str, Any]]:
 
 
 def _prompt_tokens(value: Any) -> int | None:
-    """``prompt_tokens`` (the Responses API's ``input_tokens``) wherever the route's envelope keeps its usage."""
+    """``prompt_tokens`` (the Responses API's ``input_tokens``, Ollama's ``prompt_eval_count``) wherever the route's
+    envelope keeps its usage."""
     if isinstance(value, dict):
-        for key in ("prompt_tokens", "input_tokens"):
+        for key in ("prompt_tokens", "input_tokens", "prompt_eval_count"):
             if isinstance(value.get(key), int):
                 return value[key]  # type: ignore[no-any-return]
         for item in value.values():

@@ -456,16 +456,29 @@ def test_malformed_request_line_is_a_plain_400(scripted_server: LiveServer, line
 # ---- Content-Type --------------------------------------------------------------------------------------------
 
 
-def _post(server: LiveServer, case: ProviderCase, content_type: str | None) -> requests.Response:
-    headers = case.auth_headers(server.api_key)
+def _post(
+    server: LiveServer, case: ProviderCase, content_type: str | None, browser: dict[str, str] | None = None
+) -> requests.Response:
+    headers = {**case.auth_headers(server.api_key), **(browser or {})}
     if content_type is not None:
         headers["Content-Type"] = content_type
     body = orjson.dumps(case.body(MESSAGES, False, {}))
     return requests.post(server.base_url + case.chat_path, data=body, headers=headers, timeout=30)
 
 
+BROWSERS = [{"Origin": "http://evil.example"}, {"Sec-Fetch-Mode": "no-cors"}]
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_non_json_content_type_is_415(scripted_server: LiveServer, case: ProviderCase, content_type: str) -> None:
+    """415 (a browser can send these to any origin without a preflight); where the provider reads any body as JSON
+    (Ollama), a client that is no browser is served, and a browser still gets the 415."""
+    if case.json_media_type == "browsers":
+        r = _post(scripted_server, case, content_type)
+        assert r.status_code == 200 and case.text_of(r.json()) == "Hello! How can I help?", r.text
+        for browser in BROWSERS:
+            case.check_error(_post(scripted_server, case, content_type, browser), 415)
+        return
     r = _post(scripted_server, case, content_type)
     if content_type is None:
         assert "Content-Type" not in r.request.headers

@@ -24,15 +24,18 @@ import requests
 from server.engine.base import EngineStep, GenerationRequest
 from server.harmony.encoding import get_encoding
 from tests.cases import all_cases
-from tests.contract import Call, ProviderCase, sse_payloads
+from tests.contract import Call, ProviderCase
 from tests.helpers import LiveServer, assert_golden
 
 CASES = all_cases()
 GOLDEN = Path(__file__).parent / "golden" / "parity"
 # the core's tool-call ids are random: numbered in order of appearance (a repeated id keeps its number)
 CALL_ID = re.compile(r"call_[A-Za-z0-9]{24}")
-# llama-server's measured durations (dat1); token counts stay exact
-MEASURED = re.compile(r'"((?:prompt|predicted)_(?:ms|per_token_ms|per_second))":(?:[-0-9.e+]+|null)')
+# measured durations (llama-server's on dat1, Ollama's nanoseconds); token counts stay exact
+MEASURED = re.compile(
+    r'"((?:prompt|predicted)_(?:ms|per_token_ms|per_second)|(?:total|load|prompt_eval|eval)_duration)"'
+    r":(?:[-0-9.e+]+|null)"
+)
 
 WEATHER_TOOL = {
     "type": "function",
@@ -166,9 +169,9 @@ def test_golden_streaming(
         case.pin(monkeypatch)
     transcript = TRANSCRIPTS[name]
     r = post(scripted_server, case, transcript, stream=True)
-    assert r.headers["content-type"].startswith("text/event-stream")
-    check_golden(GOLDEN / case.name / f"{name}.sse", r.content)
-    payloads, blocks = sse_payloads(r.content.decode(), case.terminator)
+    assert r.headers["content-type"].startswith(case.stream_media_type)
+    check_golden(GOLDEN / case.name / f"{name}.{case.stream_suffix}", r.content)
+    payloads, blocks = case.split_stream(r.content.decode())
     assert case.ends_stream(blocks[-1])
     assert case.stream_text_of(payloads) == transcript.content
     assert case.stream_reasoning_of(payloads) == (transcript.reasoning if case.carries_reasoning else "")
@@ -180,7 +183,7 @@ def test_golden_streaming(
 
 def test_goldens_cover_every_route_and_transcript() -> None:
     """No golden file is left over from a route or transcript that no longer exists."""
-    expected = {f"{c.name}/{t}.{ext}" for c in CASES for t in TRANSCRIPTS for ext in ("json", "sse")}
+    expected = {f"{c.name}/{t}.{ext}" for c in CASES for t in TRANSCRIPTS for ext in ("json", c.stream_suffix)}
     present = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
     assert present == expected
 

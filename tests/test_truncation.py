@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.cases import all_cases
-from tests.contract import ProviderCase, sse_payloads
+from tests.contract import ProviderCase
 from tests.helpers import API_KEY, SCRIPT_RULES, LiveServer, subprocess_server, threaded_server
 
 CASES = all_cases()
@@ -22,7 +22,7 @@ LONG = [{"role": "user", "content": "long"}]  # a 400-word scripted answer
 
 def _ending(case: ProviderCase, raw: str) -> str:
     """What the last event of a stream says about how the answer ended."""
-    payloads, blocks = sse_payloads(raw, case.terminator)
+    payloads, blocks = case.split_stream(raw)
     assert (blocks and case.ends_stream(blocks[-1].strip())) or case.name.startswith("dat1")
     if case.name.startswith("dat1"):
         last = [b for b in blocks if not b.startswith("data: [DONE]")][-1]
@@ -41,6 +41,9 @@ def _ending(case: ProviderCase, raw: str) -> str:
     if case.name == "oxen":
         assert last_payload["status"] == "error"
         return str(last_payload["error"]["type"])
+    if case.name == "ollama":
+        assert list(last_payload) == ["error"], last_payload  # Ollama's in-stream error line, no done object
+        return str(last_payload["error"])
     if case.name.split("-")[0] == "responses":
         error, failed = payloads[-2:]
         assert error["type"] == "error" and failed["type"] == "response.failed", payloads[-2:]
@@ -50,7 +53,7 @@ def _ending(case: ProviderCase, raw: str) -> str:
 
 
 def _finish_reasons(case: ProviderCase, raw: str) -> list[str]:
-    payloads, _ = sse_payloads(raw, case.terminator)
+    payloads, _ = case.split_stream(raw)
     reasons = [str(c["finish_reason"]) for p in payloads for c in p.get("choices") or [] if c.get("finish_reason")]
     return [*reasons, str(case.stream_finish_of(payloads))]
 
@@ -64,6 +67,7 @@ DEADLINE = {
     "dataoorts": "3007",
     "oxen": "unknown_error",
     "responses": "server_error",
+    "ollama": "The request took longer than 0.6 seconds and was stopped.",
 }
 DRAIN = {
     "openai": "abort",
@@ -73,6 +77,7 @@ DRAIN = {
     "dataoorts": "3050",
     "oxen": "unknown_error",
     "responses": "server_error",
+    "ollama": "The server shut down before the answer was complete.",
 }
 
 
