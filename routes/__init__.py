@@ -7,7 +7,7 @@ one's error envelope. Adding a wire API: one package, one entry here.
 
 from __future__ import annotations
 
-from routes import aimlapi, dat1, dataoorts, e2e, openai, oxen, responses
+from routes import aimlapi, anthropic, dat1, dataoorts, e2e, openai, oxen, responses
 from routes.provider import Provider
 
 WIRE_APIS: tuple[Provider, ...] = (
@@ -18,4 +18,5 @@ WIRE_APIS: tuple[Provider, ...] = (
     e2e.PROVIDER,
     dat1.PROVIDER,
     responses.PROVIDER,
+    anthropic.PROVIDER,
 )
