@@ -46,6 +46,9 @@ def _ending(case: ProviderCase, raw: str) -> str:
         assert error["type"] == "error" and failed["type"] == "response.failed", payloads[-2:]
         assert failed["response"]["status"] == "failed" and failed["response"]["error"]["code"] == error["code"]
         return str(error["code"])
+    if case.name.split("-")[0] == "anthropic":
+        assert last_payload["type"] == "error", last_payload  # an error event ends it, no message_stop
+        return str(last_payload["error"]["type"])
     raise AssertionError(f"no expectation for {case.name}")
 
 
@@ -64,6 +67,7 @@ DEADLINE = {
     "dataoorts": "3007",
     "oxen": "unknown_error",
     "responses": "server_error",
+    "anthropic": "timeout_error",
 }
 DRAIN = {
     "openai": "abort",
@@ -73,6 +77,7 @@ DRAIN = {
     "dataoorts": "3050",
     "oxen": "unknown_error",
     "responses": "server_error",
+    "anthropic": "overloaded_error",
 }
 
 
