@@ -6,6 +6,8 @@ Anthropic's clients and OpenAI's on the same path."""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -480,6 +482,24 @@ def test_models_answer_openais_clients_in_openais_shape(live: LiveServer) -> Non
     assert error_of(claimed, 401, "authentication_error") == "invalid x-api-key"
     method = httpx.post(live.base_url + "/v1/models", headers=HEADERS, timeout=10)
     assert error_of(method, 405, "invalid_request_error")
+
+
+def _log_line(caplog: pytest.LogCaptureFixture, request_id: str) -> str:
+    for _ in range(500):  # written once the server has finished sending
+        for record in list(caplog.records):
+            if record.name == "server.requests" and f'request_id="{request_id}"' in (line := record.getMessage()):
+                return line
+        time.sleep(0.01)
+    raise AssertionError(f"no request line for {request_id}")
+
+
+def test_the_request_log_names_the_claiming_api(live: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="server.requests"):
+        for rid, headers in (("models-anthropic", HEADERS), ("models-openai", {"Authorization": f"Bearer {API_KEY}"})):
+            r = httpx.get(live.base_url + "/v1/models", headers={**headers, "X-Request-Id": rid}, timeout=10)
+            assert r.status_code == 200
+        assert 'api="anthropic"' in _log_line(caplog, "models-anthropic")
+        assert 'api="openai"' in _log_line(caplog, "models-openai")
 
 
 def test_a_restricted_model_list_refuses_other_names(tmp_path: Path) -> None:
