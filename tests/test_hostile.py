@@ -728,7 +728,8 @@ def _own(case: ProviderCase, key: str = API_KEY) -> tuple[str, str]:
 def _other_routes_header(case: ProviderCase) -> list[tuple[str, str]]:
     """The key in a header of another route's, one this route does not take it in."""
     taken = {name.lower() for name in case.auth_headers(API_KEY)}
-    taken |= {name.lower() for name in (case.alternate_auth_headers or dict)(API_KEY)}
+    if case.alternate_auth_headers is not None:
+        taken |= {name.lower() for name in case.alternate_auth_headers(API_KEY)}
     others = [("Authorization", f"Bearer {API_KEY}"), ("X-API-Key", API_KEY), ("api-key", API_KEY)]
     return [next(h for h in others if h[0].lower() not in taken)]
 
