@@ -7,7 +7,7 @@ one's error envelope. Adding a wire API: one package, one entry here.
 
 from __future__ import annotations
 
-from routes import aimlapi, dat1, dataoorts, e2e, ollama, openai, oxen, responses
+from routes import aimlapi, anthropic, dat1, dataoorts, e2e, ollama, openai, oxen, responses
 from routes.provider import Provider
 
 WIRE_APIS: tuple[Provider, ...] = (
@@ -19,4 +19,5 @@ WIRE_APIS: tuple[Provider, ...] = (
     dat1.PROVIDER,
     responses.PROVIDER,
     ollama.PROVIDER,
+    anthropic.PROVIDER,
 )

@@ -7,12 +7,22 @@ importing the web framework or the run-time core. ``router.py`` provides:
 - ``router(ctx) -> APIRouter``: its paths, with its auth dependency and an error route class;
 - ``render_error(exc, request) -> Response``: a typed core error in its own envelope;
 - ``prefixes(ctx) -> tuple[str, ...]``: the path prefixes it owns (unknown paths and wrong methods under them get its
-  envelope).
+  envelope);
+- optionally ``claims(ctx) -> tuple[Claim, ...]``: paths it answers although another wire API owns them, for requests
+  that carry a header only its own clients send (see ``Claim``).
+
+Claims let two wire APIs share a path whose shape differs between them (``GET /v1/models``: one list shape for OpenAI
+clients, another for clients of an API that sends its own version header). The claiming package builds the routes of
+a claim with ``error_route_class(render_error, gate=claim.carried_by)``: such a route matches only requests carrying
+one of the claim's headers, and the app puts every gated route before the others, so a claimed request reaches the
+claimer and any other request falls through to the path's usual owner. ``owner_of`` consults the claims too, so the
+error envelope of an unmatched claimed path and the request log's ``api`` follow the same rule.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
@@ -26,6 +36,24 @@ if TYPE_CHECKING:
     from server.settings import CoreSettings
 
 S = TypeVar("S", bound=ProviderSection)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Requests on ``paths`` (each the path itself or a prefix of segments under it) that carry any of ``headers``
+    (lower-case names) belong to the claiming wire API, whoever owns the paths otherwise."""
+
+    paths: tuple[str, ...]
+    headers: tuple[str, ...]
+
+    def covers(self, path: str) -> bool:
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.paths)
+
+    def carried_by(self, headers: Mapping[str, str]) -> bool:
+        return any(name in headers for name in self.headers)
+
+    def applies(self, path: str, headers: Mapping[str, str]) -> bool:
+        return self.covers(path) and self.carried_by(headers)
 
 
 class WireHttp(Protocol):
@@ -54,6 +82,11 @@ class Provider:
     def enabled(self, ctx: ServerContext) -> bool:
         return self.section(ctx.settings).enabled
 
+    def claims(self, ctx: ServerContext) -> tuple[Claim, ...]:
+        """The paths it claims by header (none unless its router module defines ``claims``)."""
+        hook = getattr(self.http_side(), "claims", None)
+        return tuple(hook(ctx)) if hook is not None else ()
+
 
 def section_of(ctx: ServerContext, name: str, cls: type[S]) -> S:
     """The settings section ``providers.<name>``, typed as the package's own class."""
@@ -63,12 +96,18 @@ def section_of(ctx: ServerContext, name: str, cls: type[S]) -> S:
     return section
 
 
-def owner_of(path: str, ctx: ServerContext, wire_apis: tuple[Provider, ...]) -> Provider | None:
-    """The enabled wire API with the longest prefix matching ``path``."""
+def owner_of(
+    path: str, ctx: ServerContext, wire_apis: tuple[Provider, ...], headers: Mapping[str, str] | None = None
+) -> Provider | None:
+    """The enabled wire API claiming the request (``path`` and ``headers``), else the one with the longest prefix
+    matching ``path``."""
+    enabled = [p for p in wire_apis if p.enabled(ctx)]
+    if headers is not None:
+        for provider in enabled:
+            if any(claim.applies(path, headers) for claim in provider.claims(ctx)):
+                return provider
     best: tuple[int, Provider] | None = None
-    for provider in wire_apis:
-        if not provider.enabled(ctx):
-            continue
+    for provider in enabled:
         for prefix in provider.http_side().prefixes(ctx):
             under = path == prefix or path.startswith(prefix.rstrip("/") + "/")
             if under and (best is None or len(prefix) > best[0]):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -35,7 +35,7 @@ from server.http.auth import KeyStore, bearer_token
 from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
 from server.http.requestlog import RequestLogMiddleware
-from server.http.routing import validation_error
+from server.http.routing import is_gated, validation_error
 from server.sealing import Sealer
 from server.service import ChatService
 from server.settings import Settings
@@ -194,10 +194,14 @@ def create_app(
     for provider in wire_apis:
         if provider.enabled(ctx):
             app.include_router(provider.http_side().router(ctx))
+    # routes gated by headers (a wire API's claims, routes/provider.py) are tried first: a request they do not match
+    # falls through to the path's usual owner
+    app.router.routes.sort(key=lambda route: not is_gated(route))
 
     def render(error: ServerError, request: Request) -> Response:
-        """In the envelope of the wire API owning the path (longest prefix), else the first registered one's."""
-        owner = owner_of(request.url.path, ctx, wire_apis) or wire_apis[0]
+        """In the envelope of the wire API claiming the request or owning the path (longest prefix), else the first
+        registered one's."""
+        owner = owner_of(request.url.path, ctx, wire_apis, request.headers) or wire_apis[0]
         return owner.http_side().render_error(error, request)
 
     @app.exception_handler(StarletteHTTPException)
@@ -213,8 +217,8 @@ def create_app(
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         return render(validation_error(exc), request)
 
-    def api_of(path: str) -> str | None:
-        owner = owner_of(path, ctx, wire_apis)
+    def api_of(path: str, headers: Mapping[str, str]) -> str | None:
+        owner = owner_of(path, ctx, wire_apis, headers)
         return owner.name if owner is not None else None
 
     # A request whose head the HTTP protocol found malformed: a 400 in the owning route's envelope.

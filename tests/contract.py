@@ -103,9 +103,11 @@ class ProviderCase:
     stream_text_of: Callable[[list[dict[str, Any]]], str]
     # asserts the provider's error envelope for the given status
     check_error: Callable[[requests.Response, int], None]
+    # key -> another header the route also takes the key in (None: only ``auth_headers``)
+    alternate_auth_headers: Callable[[str], dict[str, str]] | None = None
     # a body field set that is out of range for this provider
     invalid_fields: dict[str, Any] = field(default_factory=lambda: {"temperature": 99})
-    # field set naming an unknown model; None when the provider's body has no model
+    # field set naming an unknown model; None when the provider's body has no model or any name is served
     unknown_model_fields: dict[str, Any] | None = field(default_factory=lambda: {"model": "no-such-model"})
     unknown_model_status: int = 404
     # a path under chat_path that no route serves (Responses serves every segment there: ``/responses/{id}``)
@@ -187,6 +189,12 @@ class ProviderCase:
         if self.stream_format == "ndjson":
             return ndjson_payloads(raw)
         return sse_payloads(raw, self.terminator)
+
+    def path_with(self, suffix: str = "", query: str = "") -> str:
+        """``chat_path`` with ``suffix`` added to its path and ``query`` (``a=1&b=2``) to its query string."""
+        path, _, own = self.chat_path.partition("?")
+        params = "&".join(q for q in (own, query) if q)
+        return path + suffix + (f"?{params}" if params else "")
 
     def ends_stream(self, block: str) -> bool:
         """Whether an SSE event block (an NDJSON line) is the end of this route's stream: its terminator, a terminal

@@ -146,6 +146,31 @@ SCRIPT_RULES: list[dict[str, str]] = [
         "<|start|>assistant<|channel|>commentary to=functions.exec_command <|constrain|>json"
         '<|message|>{"cmd":"cat note.txt"}<|call|>',
     },
+    # Claude Code (tests/test_claude_code.py): its prompt ends a user message that starts with its reminders; a plain
+    # answer; a read of note.txt with its Bash tool, then the answer once the command's output is back
+    {
+        "match": r"claude: say hello\Z",
+        "text": "<|channel|>analysis<|message|>Greet back.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>Hello from gpt-oss.<|return|>",
+    },
+    {
+        "match": r"claude: what does note\.txt say\?\Z",
+        "tool_output": "claude-note-[0-9a-f]{16}",
+        "text": "<|channel|>analysis<|message|>The command printed the note.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>note.txt holds the note.<|return|>",
+    },
+    {
+        # any other result (the command was refused or failed): the loop ends, and the test says so
+        "match": r"claude: what does note\.txt say\?\Z",
+        "tool_output": "",
+        "text": "<|channel|>final<|message|>The command did not print the note.<|return|>",
+    },
+    {
+        "match": r"claude: what does note\.txt say\?\Z",
+        "text": "<|channel|>analysis<|message|>Read the file with the shell.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.Bash <|constrain|>json"
+        '<|message|>{"command":"cat note.txt","description":"Print the note"}<|call|>',
+    },
 ]
 
 

@@ -27,6 +27,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from routes.aimlapi.request import ChatCompletionRequest as AimlapiRequest
+from routes.anthropic.request import MessagesRequest
 from routes.dataoorts.request import RunInput
 from routes.ollama.request import ChatIn as OllamaRequest
 from routes.openai.request import ChatCompletionRequest as OpenAIRequest
@@ -219,6 +220,7 @@ REQUEST_FIELDS = {
     "dat1": DAT1_FIELDS,
     "responses": list(CreateResponse.model_fields),
     "ollama": [*OllamaRequest.model_fields, *OLLAMA_OPTIONS],
+    "anthropic": list(MessagesRequest.model_fields),
 }
 
 
@@ -735,8 +737,18 @@ def _own(case: ProviderCase, key: str = API_KEY) -> tuple[str, str]:
 
 
 def _other_routes_header(case: ProviderCase) -> list[tuple[str, str]]:
-    name, _ = _own(case)
-    return [("Authorization", f"Bearer {API_KEY}")] if name.lower() == "x-api-key" else [("X-API-Key", API_KEY)]
+    """The key in a header of another route's, one this route does not take it in."""
+    taken = {name.lower() for name in case.auth_headers(API_KEY)}
+    if case.alternate_auth_headers is not None:
+        taken |= {name.lower() for name in case.alternate_auth_headers(API_KEY)}
+    others = [("Authorization", f"Bearer {API_KEY}"), ("X-API-Key", API_KEY), ("api-key", API_KEY)]
+    return [next(h for h in others if h[0].lower() not in taken)]
+
+
+def _alternate(case: ProviderCase) -> list[tuple[str, str]]:
+    """The key in the route's other header where it has one (else its own)."""
+    headers = case.alternate_auth_headers(API_KEY) if case.alternate_auth_headers else case.auth_headers(API_KEY)
+    return list(headers.items())
 
 
 def _recase_scheme(case: ProviderCase, scheme: str) -> list[tuple[str, str]]:
@@ -757,7 +769,7 @@ AUTH_VARIANTS = [
     AuthVariant("basic-scheme", lambda c: [("Authorization", f"Basic {API_KEY}")]),
     AuthVariant("no-scheme", lambda c: [("Authorization", API_KEY)]),
     AuthVariant("other-routes-header", _other_routes_header),
-    AuthVariant("key-in-query-string", lambda c: [], query=f"?api_key={API_KEY}&key={API_KEY}"),
+    AuthVariant("key-in-query-string", lambda c: [], query=f"api_key={API_KEY}&key={API_KEY}"),
     AuthVariant("twice-right-then-wrong", lambda c: [_own(c), _own(c, "sk-wrong-key")]),
     AuthVariant("twice-wrong-then-right", lambda c: [_own(c, "sk-wrong-key"), _own(c)]),
     AuthVariant("twice-right", lambda c: [_own(c), _own(c)]),
@@ -770,13 +782,15 @@ AUTH_VARIANTS = [
     AuthVariant("trailing-space", lambda c: [(_own(c)[0], _own(c)[1] + " ")], accepted=True),
     AuthVariant("trailing-tab", lambda c: [(_own(c)[0], _own(c)[1] + "\t")], accepted=True),
     AuthVariant("second-configured-key", lambda c: [_own(c, "second-key-xyz")], accepted=True),
+    AuthVariant("alternate-header", _alternate, accepted=True),
 ]
 
 
 @pytest.mark.parametrize("variant", AUTH_VARIANTS, ids=[v.name for v in AUTH_VARIANTS])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_auth_variants(live: LiveServer, client: requests.Session, case: ProviderCase, variant: AuthVariant) -> None:
-    r = _raw_post(live, case.chat_path + variant.query, variant.headers(case), encode(case.body(HI, False, {})))
+    path = case.path_with(query=variant.query)
+    r = _raw_post(live, path, variant.headers(case), encode(case.body(HI, False, {})))
     check(client, live, case, r, refused=not variant.accepted)
     assert r.status_code == (200 if variant.accepted else 401), r.text
     assert API_KEY[:-1] not in r.text  # nor the prefix a client sent

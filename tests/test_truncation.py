@@ -49,6 +49,9 @@ def _ending(case: ProviderCase, raw: str) -> str:
         assert error["type"] == "error" and failed["type"] == "response.failed", payloads[-2:]
         assert failed["response"]["status"] == "failed" and failed["response"]["error"]["code"] == error["code"]
         return str(error["code"])
+    if case.name.split("-")[0] == "anthropic":
+        assert last_payload["type"] == "error", last_payload  # an error event ends it, no message_stop
+        return str(last_payload["error"]["type"])
     raise AssertionError(f"no expectation for {case.name}")
 
 
@@ -68,6 +71,7 @@ DEADLINE = {
     "oxen": "unknown_error",
     "responses": "server_error",
     "ollama": "The request took longer than 0.6 seconds and was stopped.",
+    "anthropic": "timeout_error",
 }
 DRAIN = {
     "openai": "abort",
@@ -78,6 +82,7 @@ DRAIN = {
     "oxen": "unknown_error",
     "responses": "server_error",
     "ollama": "The server shut down before the answer was complete.",
+    "anthropic": "overloaded_error",
 }
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from starlette.datastructures import Headers
 
 from server import metrics, requestlog
 from server.requestlog import RequestRecord
@@ -31,7 +33,9 @@ def request_id(scope: Scope) -> str:
 
 
 class RequestLogMiddleware:
-    def __init__(self, app: Any, *, api_of: Callable[[str], str | None], fmt: str, log_probes: bool) -> None:
+    def __init__(
+        self, app: Any, *, api_of: Callable[[str, Mapping[str, str]], str | None], fmt: str, log_probes: bool
+    ) -> None:
         self.app = app
         self.api_of = api_of
         self.fmt = fmt
@@ -60,7 +64,7 @@ class RequestLogMiddleware:
             if record.status is None:
                 record.status = 500
             if path not in PROBES:
-                record.api = self.api_of(path)
+                record.api = self.api_of(path, Headers(scope=scope))
                 requestlog.close(record)
                 metrics.front_end().observe(record)
             if self.log_probes or path not in PROBES:

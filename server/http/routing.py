@@ -1,21 +1,30 @@
 """Per-provider error rendering: a route class whose handler turns every error raised while serving
-(typed core errors, FastAPI validation errors, anything unexpected) into that provider's envelope."""
+(typed core errors, FastAPI validation errors, anything unexpected) into that provider's envelope.
+
+A route class made with a ``gate`` matches only requests whose headers pass it; the app tries such routes before all
+others (``GATED``), so a path can be answered by one wire API for some clients and by its usual owner for the rest.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from server.errors import InternalError, InvalidRequestError, ServerError
 
 log = logging.getLogger(__name__)
 
 ErrorRenderer = Callable[[ServerError, Request], Response]
+Gate = Callable[[Mapping[str, str]], bool]
+GATED = "gated_by_headers"  # the attribute marking a gated route class
 
 
 def validation_error(exc: RequestValidationError | Any) -> InvalidRequestError:
@@ -32,8 +41,19 @@ def validation_error(exc: RequestValidationError | Any) -> InvalidRequestError:
     return InvalidRequestError(message, param=param)
 
 
-def error_route_class(render: ErrorRenderer) -> type[APIRoute]:
+def is_gated(route: BaseRoute) -> bool:
+    return bool(getattr(route, GATED, False))
+
+
+def error_route_class(render: ErrorRenderer, gate: Gate | None = None) -> type[APIRoute]:
+    """Routes rendering their errors with ``render``; with ``gate``, matching only requests whose headers pass it."""
+
     class ProviderRoute(APIRoute):
+        def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            if gate is not None and scope["type"] == "http" and not gate(Headers(scope=scope)):
+                return Match.NONE, {}
+            return super().matches(scope)
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
@@ -56,4 +76,5 @@ def error_route_class(render: ErrorRenderer) -> type[APIRoute]:
 
             return guarded
 
+    setattr(ProviderRoute, GATED, gate is not None)
     return ProviderRoute
