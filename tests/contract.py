@@ -161,6 +161,8 @@ class ProviderCase:
     # sampling fields that fix the output length (seed determinism); ignore_eos only where the route allows it
     length_fields: Callable[[int], dict[str, Any]] = field(default=lambda n: {"max_tokens": n})
     ignore_eos: bool = False
+    # False where the provider's body has no seed (then no run can be repeated on purpose)
+    seeded: bool = True
     # reasoning effort "high" in the provider's spelling
     effort_fields: dict[str, Any] = field(default_factory=lambda: {"reasoning_effort": "high"})
     # the documented sampling fields in the provider's spelling, and what the core must receive (SamplingOptions
