@@ -41,19 +41,20 @@ WEATHER_TOOL = {
 }
 
 
-def exchanges(case: ProviderCase) -> list[tuple[str, dict[str, Any]]]:
+def exchanges(case: ProviderCase, budget: int | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The requests a record/replay comparison sends to one route: an answer with reasoning (streamed and not),
-    logprobs where the route has them, and a request with tools (streamed)."""
+    logprobs where the route has them, and a request with tools (streamed); ``budget``: at most that many tokens."""
+    limit = case.length_fields(budget) if budget is not None else {}
     plain = [{"role": "user", "content": "reason"}]
-    out = [("plain", case.body(plain, False, {})), ("plain-stream", case.body(plain, True, {}))]
+    out = [("plain", case.body(plain, False, {**limit})), ("plain-stream", case.body(plain, True, {**limit}))]
     if case.logprobs_fields is not None:
-        fields = case.logprobs_fields(2)
+        fields = {**case.logprobs_fields(2), **limit}
         out += [
             ("logprobs", case.body(plain, False, dict(fields))),
-            ("logprobs-stream", case.body(plain, True, fields)),
+            ("logprobs-stream", case.body(plain, True, dict(fields))),
         ]
     weather = [{"role": "user", "content": "weather"}]
-    out.append(("tools-stream", case.body(weather, True, {"tools": [WEATHER_TOOL]})))
+    out.append(("tools-stream", case.body(weather, True, {"tools": [WEATHER_TOOL], **limit})))
     return out
 
 
@@ -63,10 +64,10 @@ def exchange(base_url: str, api_key: str, case: ProviderCase, body: dict[str, An
     return f"{r.status_code} {r.headers.get('content-type')}\n{normalize(r.content.decode())}"
 
 
-def session(base_url: str, api_key: str, cases: list[ProviderCase]) -> dict[str, str]:
+def session(base_url: str, api_key: str, cases: list[ProviderCase], budget: int | None = None) -> dict[str, str]:
     """Every case's exchanges, by ``route/label``."""
     return {
         f"{case.name}/{label}": exchange(base_url, api_key, case, body)
         for case in cases
-        for label, body in exchanges(case)
+        for label, body in exchanges(case, budget)
     }
