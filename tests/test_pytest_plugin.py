@@ -15,10 +15,13 @@ import pytest
 import requests
 
 from routes import WIRE_APIS
+from server.engine.recording import RecordingEngine
+from server.engine.scripted import ScriptedEngine
+from server.settings import ScriptedSettings
 from server.testing import pytest_plugin
 from server.testing.offline import OfflineConfig, overrides, serve
 from tests.cases import all_cases
-from tests.helpers import REPO
+from tests.helpers import PINNED_DATE, REPO, SCRIPT_RULES, scripted_settings, threaded_server
 
 pytest_plugins = ["pytester"]
 
@@ -144,3 +147,23 @@ def test_the_plugin_is_registered_and_clashes_with_no_fixture_of_this_suite() ->
     tree = ast.parse((REPO / "tests" / "conftest.py").read_text())
     suite = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     assert suite and not suite & ours
+
+
+def scripted() -> ScriptedSettings:
+    return ScriptedSettings(mode="replay", rules=SCRIPT_RULES)
+
+
+def test_a_recording_serves_what_was_recorded(tmp_path: Path) -> None:
+    folder = tmp_path / "recording"
+    messages = [{"role": "user", "content": "reason"}]
+    with threaded_server(scripted_settings(tmp_path), RecordingEngine(ScriptedEngine(scripted()), folder)) as live:
+        client = openai.OpenAI(base_url=live.base_url + "/v1", api_key=live.api_key, max_retries=0)
+        recorded = client.chat.completions.create(model="gpt-oss-120b", messages=messages)  # type: ignore[arg-type]
+    # the prompt holds the conversation's date: the replaying server pins the recording server's
+    config = OfflineConfig(recording=folder, settings={"harmony": {"conversation_start_date": PINNED_DATE}})
+    with serve(config, tmp_path / "offline") as server:
+        client = openai.OpenAI(base_url=server.urls["openai"], api_key=server.api_key, max_retries=0)
+        answer = client.chat.completions.create(model="gpt-oss-120b", messages=messages)  # type: ignore[arg-type]
+        assert answer.choices[0].message.content == recorded.choices[0].message.content == "Hello! How can I help?"
+        with pytest.raises(openai.NotFoundError, match="request hash"):
+            client.chat.completions.create(model="gpt-oss-120b", messages=[{"role": "user", "content": "other"}])

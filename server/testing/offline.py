@@ -66,6 +66,7 @@ def overrides(config: OfflineConfig, folder: Path) -> dict[str, Any]:
     """The settings tree for ``config``: the scripted engine, one API key, state kept in ``folder``."""
     from server.settings import _deep_merge
 
+    folder.mkdir(parents=True, exist_ok=True)
     keys, seal = folder / "keys.txt", folder / "seal.key"
     keys.write_text(config.api_key + "\n")
     seal.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
