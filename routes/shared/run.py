@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
@@ -13,7 +13,7 @@ from server.context import ServerContext
 from server.errors import ClientDisconnectedError
 from server.http.routing import validation_error
 from server.service import PreparedRequest
-from server.types import ChatResult, Event
+from server.types import ChatResult, Delta, Event, Finish
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -73,3 +73,25 @@ async def open_stream(ctx: ServerContext, prepared: PreparedRequest) -> AsyncIte
     """Admit, then the neutral event stream (closing it early aborts the engine request)."""
     await start(ctx, prepared)
     return ctx.service.stream(prepared)
+
+
+class EventBuilder(Protocol):
+    """A route's builder of its answer from core events (its stream events are what ``feed``/``close`` return)."""
+
+    def feed(self, delta: Delta) -> Any: ...
+
+    def close(self, finish: Finish) -> Any: ...
+
+
+async def feed_all(builder: EventBuilder, events: AsyncIterator[Event]) -> None:
+    """Feed a whole run into ``builder`` (a non-streaming answer); a truncated run raises its typed error."""
+    try:
+        async for event in events:
+            if isinstance(event, Finish):
+                if event.truncated:
+                    raise event.error_of()
+                builder.close(event)
+                break
+            builder.feed(event)
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
