@@ -57,8 +57,14 @@ VLLM_FLAGS = {
     "max_num_seqs": "--max-num-seqs",
     "load_format": "--load-format",
     "tensor_parallel_size": "--tensor-parallel-size",
+    "max_cudagraph_capture_size": "--max-cudagraph-capture-size",
+    "stream_interval": "--stream-interval",
+    "kv_cache_dtype": "--kv-cache-dtype",
+    "data_parallel_size": "--data-parallel-size",
 }
 VLLM_SWITCHES = {"enforce_eager": "--enforce-eager", "async_scheduling": "--async-scheduling"}
+# settings that are explicitly on or off: the flag and its negation
+VLLM_BOOLEANS = {"enable_prefix_caching": ("--enable-prefix-caching", "--no-enable-prefix-caching")}
 
 
 def vllm_argv(model: str, port: int, engine: dict[str, Any], extra: list[str]) -> list[str]:
@@ -72,6 +78,7 @@ def vllm_argv(model: str, port: int, engine: dict[str, Any], extra: list[str]) -
         if engine.get(key) is not None:
             argv += [flag, str(engine[key])]
     argv += [flag for key, flag in VLLM_SWITCHES.items() if engine.get(key)]
+    argv += [on if engine[key] else off for key, (on, off) in VLLM_BOOLEANS.items() if engine.get(key) is not None]
     return argv + extra
 
 
@@ -200,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         engine["model"] = model  # one model for both servers
         config_path = tmp / "ours.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        vllm_env: dict[str, str] = {}
+        vllm_env: dict[str, str] = {str(k): str(v) for k, v in (engine.get("env") or {}).items()}  # kernel switches
         vllm_cmd = vllm_argv(model, vllm_port, engine, args.vllm_arg)
     else:
         config_path = tmp / "ours.yaml"

@@ -103,6 +103,20 @@ class VllmSettings(Section):
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     async_scheduling: bool | None = None
+    # None: vLLM's default (on). vLLM's gpt-oss recipe turns it off only to benchmark on synthetic prompts.
+    enable_prefix_caching: bool | None = None
+    # Largest batch captured as a CUDA graph (vLLM's --max-cudagraph-capture-size); None: vLLM's default.
+    max_cudagraph_capture_size: int | None = Field(None, ge=1)
+    # vLLM's --stream-interval: the engine hands over a request's tokens every N tokens (the first at once). Larger
+    # values cut the API process's work per token; 1 streams every token.
+    stream_interval: int | None = Field(None, ge=1)
+    # vLLM's --kv-cache-dtype ("auto", "fp8", ...); None: vLLM's default.
+    kv_cache_dtype: str | None = None
+    # vLLM's data parallelism: this many engine cores, each a whole copy of the model, behind one AsyncLLM.
+    data_parallel_size: int = Field(1, ge=1)
+    # Environment variables for vLLM and its processes (kernel switches such as VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8),
+    # set before vLLM is imported unless the environment already sets them.
+    env: dict[str, str] = Field(default_factory=dict)
     # vLLM's stat logging, which fills its Prometheus metrics (served on /metrics).
     log_stats: bool = True
     # Seconds vLLM gives its engine core and workers to stop at shutdown before it kills them.
@@ -338,10 +352,15 @@ def resolve_config_file(path: Path) -> Path:
 def profile_choice() -> tuple[Path, str]:
     """The default profile and why it was chosen: gpt-oss-120b on GPU when a GPU and CUDA vLLM are present, else the
     CPU profile."""
-    from server.engine.detect import gpu_present, installed_vllm
+    from server.engine.detect import gpu_family, gpu_present, gpus, installed_vllm
 
     dist, gpu = installed_vllm(), gpu_present()
     if dist == "vllm" and gpu:
+        found = gpus()
+        family = gpu_family(found[0]) if found else None
+        profile = CONFIG_DIR / f"gpu-{family}.yaml"
+        if family is not None and profile.is_file():
+            return profile, f"auto: CUDA vLLM on {found[0].name} (compute {found[0].compute_capability})"
         return CONFIG_DIR / "gpu.yaml", "auto: a GPU and CUDA vLLM are present"
     missing = "no GPU found" if not gpu else f"CUDA vLLM not installed ({dist or 'no vLLM'} is)"
     return CONFIG_DIR / "cpu.yaml", f"auto: {missing}"

@@ -62,8 +62,16 @@ def build_engine_args(settings: VllmSettings, model: str, served_model_name: str
         args["max_num_seqs"] = settings.max_num_seqs
     if settings.max_num_batched_tokens is not None:
         args["max_num_batched_tokens"] = settings.max_num_batched_tokens
-    if settings.async_scheduling is not None:
-        args["async_scheduling"] = settings.async_scheduling
+    optional = {
+        "async_scheduling": settings.async_scheduling,
+        "enable_prefix_caching": settings.enable_prefix_caching,
+        "max_cudagraph_capture_size": settings.max_cudagraph_capture_size,
+        "stream_interval": settings.stream_interval,
+        "kv_cache_dtype": settings.kv_cache_dtype,
+    }
+    args.update({key: value for key, value in optional.items() if value is not None})
+    if settings.data_parallel_size > 1:
+        args["data_parallel_size"] = settings.data_parallel_size
     args.update(settings.extra_args)
     return args
 
@@ -86,6 +94,8 @@ class VllmEngine:
 
     async def start(self) -> None:
         stay_offline(self._model)  # before vLLM is imported: no usage stats, no hub access for a local model
+        for name, value in self._settings.env.items():
+            os.environ.setdefault(name, value)
         if self._settings.cpu_kvcache_space_gib is not None:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self._settings.cpu_kvcache_space_gib:g}")
         # How long vLLM waits for its processes to stop before killing them (engine core, then its workers).
