@@ -10,7 +10,9 @@ response ends (``server/requestlog.py``): one place, so logs and metrics agree.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from server.requestlog import RequestRecord
 
@@ -91,13 +93,25 @@ class ScriptedEngineMetrics:
     def __init__(self, model_name: str, registry: CollectorRegistry = REGISTRY) -> None:
         labels = (model_name, "0")
         self.running = Gauge(
-            "vllm:num_requests_running", "Requests in model execution batches.", ENGINE_LABELS, registry=registry
+            "vllm:num_requests_running",
+            "Requests in model execution batches.",
+            ENGINE_LABELS,
+            registry=registry,
+            multiprocess_mode="livesum",  # several API processes, an engine each: the sum
         ).labels(*labels)
         self.waiting = Gauge(
-            "vllm:num_requests_waiting", "Requests waiting to be processed.", ENGINE_LABELS, registry=registry
+            "vllm:num_requests_waiting",
+            "Requests waiting to be processed.",
+            ENGINE_LABELS,
+            registry=registry,
+            multiprocess_mode="livesum",
         ).labels(*labels)
         self.kv_cache = Gauge(
-            "vllm:kv_cache_usage_perc", "KV-cache usage (1 = 100%).", ENGINE_LABELS, registry=registry
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage (1 = 100%).",
+            ENGINE_LABELS,
+            registry=registry,
+            multiprocess_mode="max",
         ).labels(*labels)
         self.prompt_tokens = Counter(
             "vllm:prompt_tokens", "Prefill tokens processed.", ENGINE_LABELS, registry=registry
@@ -163,5 +177,10 @@ def scripted_engine(model_name: str) -> ScriptedEngineMetrics:
 
 
 def exposition() -> bytes:
-    """Everything in the process's registry (vLLM's and ours), in Prometheus' text format."""
+    """Everything in the process's registry (vLLM's and ours), in Prometheus' text format; with several API processes
+    (``PROMETHEUS_MULTIPROC_DIR`` set), the sum over all of them, as vLLM's multi-API-server mode serves it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
     return generate_latest(REGISTRY)

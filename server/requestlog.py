@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -46,6 +47,8 @@ class RequestRecord:
     def fields(self) -> dict[str, object]:
         values = asdict(self)
         values.pop("started")
+        if (process := os.environ.get("GPTOSS_API_PROCESS")) is not None:  # one of several API processes
+            values["process"] = int(process)
         return values
 
 

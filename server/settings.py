@@ -36,6 +36,9 @@ class ServerSettings(Section):
     # When the engine fails to start or dies, fail in-flight requests and exit non-zero (an orchestrator restarts
     # the service). Off: stay up with /health at 503.
     exit_on_engine_failure: bool = True
+    # API server processes on the one port (server/multiproc.py): with vLLM, N engine clients of one set of engine
+    # cores, as `vllm serve --api-server-count N`; with the scripted engine, N processes with an engine each.
+    api_processes: int = Field(1, ge=1, le=64)
     # Serve FastAPI's interactive docs (/docs, /redoc) and its OpenAPI document (/openapi.json).
     docs: bool = False
     # One line per request (logger "server.requests"): key=value text or one JSON object. Probes are not logged
