@@ -159,3 +159,19 @@ def test_two_api_processes_share_one_engine_core(tmp_path: Path) -> None:
         live.process.send_signal(signal.SIGTERM)
         assert live.process.wait(90) == 0
         assert_tree_gone(live)
+
+
+def test_the_race_finds_the_api_processes_alone(scripted_pair: LiveServer) -> None:
+    """scripts/race.py counts the CPU of the processes listening on the port: the two API processes, not the
+    supervisor or the launcher."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import race
+
+    live = scripted_pair
+    assert live.process is not None
+    port = int(live.base_url.rsplit(":", 1)[1])
+    found = race.api_processes(live.process.pid, port)
+    assert {p.pid for p in found} == api_pids(live)
+    assert race.api_cpu_seconds(found) > 0
