@@ -47,6 +47,7 @@ def banner(settings: Settings, keys: int, providers: list[str], profile: str = "
     if engine.kind == "scripted":
         model = f"scripted ({engine.scripted.mode})"
     url = f"http://{settings.server.host}:{settings.server.port}"
+    testing = settings.testing
     return "\n".join(
         [
             "gpt-oss server",
@@ -56,6 +57,11 @@ def banner(settings: Settings, keys: int, providers: list[str], profile: str = "
             f"  routes     {', '.join(providers)}",
             f"  auth       {'on, ' + str(keys) + ' key(s)' if keys else 'OFF (no API keys configured)'}",
             f"  listening  {url}",
+            *(
+                [f"  faults     ON ({len(testing.faults)} rule(s), header {testing.fault_header})"]
+                if testing.faults_enabled
+                else []
+            ),
         ]
     )
 
