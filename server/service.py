@@ -267,15 +267,7 @@ class ChatService:
         chosen = self.faults.choose(target)
         if chosen is None:
             return
-        fault = ActiveFault(chosen, prepared.request_id)
-        log.info(
-            "fault %s (%s) injected into request %s (%s %s)",
-            fault.kind,
-            fault.source,
-            prepared.request_id,
-            target.api,
-            target.path,
-        )
+        fault = ActiveFault(chosen, prepared.request_id, f"{target.api} {target.path}")
         if (record := requestlog.current()) is not None:
             record.fault = fault.kind
         refusal = fault.refusal()

@@ -53,12 +53,13 @@ def typed_error(fault: Fault) -> ServerError:
 class ActiveFault:
     """The fault chosen for one admitted request."""
 
-    def __init__(self, chosen: Chosen, request_id: str) -> None:
+    def __init__(self, chosen: Chosen, request_id: str, where: str) -> None:
         self.fault = chosen.fault
         self.source = chosen.source
         self.request_id = request_id
         self._deltas = 0
         self._interrupted = asyncio.Event()
+        log.info("fault %s (%s) injected into request %s (%s)", self.kind, self.source, request_id, where)
 
     @property
     def kind(self) -> str:
