@@ -48,6 +48,7 @@ def banner(settings: Settings, keys: int, providers: list[str], profile: str = "
     if engine.kind == "scripted":
         model = f"scripted ({engine.scripted.mode})"
     url = f"http://{settings.server.host}:{settings.server.port}"
+    testing = settings.testing
     return "\n".join(
         [
             "gpt-oss server",
@@ -58,6 +59,11 @@ def banner(settings: Settings, keys: int, providers: list[str], profile: str = "
             f"  auth       {'on, ' + str(keys) + ' key(s)' if keys else 'OFF (no API keys configured)'}",
             f"  listening  {url}"
             + (f"  ({settings.server.api_processes} API processes)" if settings.server.api_processes > 1 else ""),
+            *(
+                [f"  faults     ON ({len(testing.faults)} rule(s), header {testing.fault_header})"]
+                if testing.faults_enabled
+                else []
+            ),
         ]
     )
 

@@ -60,6 +60,12 @@ class FrontEndMetrics:
             ["api"],
             registry=registry,
         )
+        self.faults = Counter(
+            "gptoss:injected_faults",
+            "Faults injected by the testing fault plan, by kind.",
+            ["api", "kind"],
+            registry=registry,
+        )
         self.engine_failures = Counter(
             "gptoss:engine_failures", "Times the engine failed to start or died.", registry=registry
         )
@@ -84,6 +90,8 @@ class FrontEndMetrics:
             self.disconnects.labels(api).inc()
         if record.finish_reason in ("abort", "error"):
             self.aborts.labels(api).inc()
+        if record.fault is not None:
+            self.faults.labels(api, record.fault).inc()
 
 
 class ScriptedEngineMetrics:

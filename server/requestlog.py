@@ -33,6 +33,7 @@ class RequestRecord:
     ttft_ms: float | None = None
     duration_ms: float | None = None
     finish_reason: str | None = None
+    fault: str | None = None  # the kind of an injected fault (testing.faults_enabled)
     started: float = field(default_factory=time.time, repr=False)
 
     def finished(self, finish: Finish) -> None:

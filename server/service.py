@@ -25,6 +25,8 @@ from server.errors import (
     RequestTimeoutError,
     ServerError,
 )
+from server.faults.inject import ActiveFault
+from server.faults.plan import FaultPlan, current_target
 from server.generation import Generation
 from server.harmony.constraints import output_constraint
 from server.harmony.encoding import STOP_TOKEN_IDS
@@ -59,6 +61,7 @@ class PreparedRequest:
     abort_cause: ServerError | None = None  # why the server aborted it (drain, deadline), if it did
     deadline: asyncio.TimerHandle | None = None
     key: str | None = None  # the API key's name (per-key limits)
+    fault: ActiveFault | None = None  # an injected fault (testing.faults_enabled)
 
 
 class ChatService:
@@ -68,8 +71,10 @@ class ChatService:
         renderer: HarmonyRenderer,
         limits: LimitsSettings,
         key_limits: dict[str, KeyLimits] | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.engine = engine
+        self.faults = faults  # None unless fault injection is enabled
         self._keys = KeyLimiter(key_limits or {})
         self.renderer = renderer
         self.limits = limits
@@ -225,6 +230,8 @@ class ChatService:
                 "The model is still loading; retry in a few seconds.", retry_after=LOADING_RETRY_S
             )
         await self.engine.check_health()
+        if self.faults is not None:
+            self._choose_fault(prepared)
         if self._active >= limits.max_concurrent_requests:
             raise RateLimitError(
                 f"The server is at capacity ({limits.max_concurrent_requests} requests in flight). "
@@ -246,8 +253,27 @@ class ChatService:
         self._queued_tokens += tokens
         prepared.admitted = prepared.queued = True
         self._running[prepared.request_id] = prepared
-        if limits.request_timeout_s is not None:
-            prepared.deadline = asyncio.get_running_loop().call_later(limits.request_timeout_s, self._expire, prepared)
+        timeout = limits.request_timeout_s
+        if prepared.fault is not None:
+            timeout = prepared.fault.deadline(timeout)
+        if timeout is not None:
+            prepared.deadline = asyncio.get_running_loop().call_later(timeout, self._expire, prepared, timeout)
+
+    def _choose_fault(self, prepared: PreparedRequest) -> None:
+        """The plan's fault for this request (logged and recorded); one answering before the first byte is raised."""
+        target = current_target()
+        if self.faults is None or target is None:
+            return
+        chosen = self.faults.choose(target)
+        if chosen is None:
+            return
+        fault = ActiveFault(chosen, prepared.request_id, f"{target.api} {target.path}")
+        if (record := requestlog.current()) is not None:
+            record.fault = fault.kind
+        refusal = fault.refusal()
+        if refusal is not None:
+            raise refusal
+        prepared.fault = fault
 
     def _dequeue(self, prepared: PreparedRequest) -> None:
         if prepared.queued:
@@ -264,8 +290,7 @@ class ChatService:
             if prepared.deadline is not None:
                 prepared.deadline.cancel()
 
-    def _expire(self, prepared: PreparedRequest) -> None:
-        timeout = self.limits.request_timeout_s
+    def _expire(self, prepared: PreparedRequest, timeout: float) -> None:
         log.warning("request %s ran past its deadline (%ss) and is aborted", prepared.request_id, timeout)
         cause = RequestTimeoutError(f"The request took longer than {timeout:g} seconds and was stopped.")
         task = asyncio.ensure_future(self._abort(prepared, cause))
@@ -276,6 +301,8 @@ class ChatService:
         """Abort a running request on the server's own initiative; its answer ends as truncated by ``cause``."""
         if prepared.admitted and prepared.abort_cause is None:
             prepared.abort_cause = cause
+            if prepared.fault is not None:
+                prepared.fault.interrupt()
             await self.engine.abort(prepared.request_id)
 
     def begin_shutdown(self) -> None:
@@ -310,13 +337,20 @@ class ChatService:
                 stream_interval=self.limits.stream_interval,
                 namespaces=frozenset(t.namespace for t in prepared.request.tools if t.namespace),
             )
+            fault = prepared.fault
             engine_steps = self.engine.generate(prepared.generation)
+            if fault is not None:
+                engine_steps = fault.pace(engine_steps)
             try:
                 async for step in engine_steps:
+                    if fault is not None and fault.strikes_now():
+                        break  # an injected fault before the first delta
                     self._dequeue(prepared)  # prefill is done once the engine answers
                     delta = run.take(step)
                     if delta is not None:
                         yield delta
+                        if fault is not None and fault.count_delta():
+                            break
                     if run.done:
                         break  # closing the engine stream below aborts the request
             except (EngineUnavailableError, InvalidRequestError) as exc:
@@ -327,8 +361,10 @@ class ChatService:
                 run.fail(message, InternalError(message))
             finally:
                 await engine_steps.aclose()  # type: ignore[attr-defined]
-            tail = run.tail()
-            if tail is not None:
+            if fault is not None and fault.fault.strikes_in_stream and run.failure is None and run.reason != "abort":
+                error = fault.strike()  # a cut raises here
+                run.fail(error.message, error)
+            elif (tail := run.tail()) is not None:
                 yield tail
             finish = run.finish(prepared.abort_cause)
             self._keys.spend(prepared.key, finish.usage.completion_tokens)

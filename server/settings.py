@@ -15,6 +15,7 @@ from pydantic import Field, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from server.errors import ConfigError
+from server.faults.plan import FaultRule, check_plan
 from server.section import ProviderSection, Section
 
 if TYPE_CHECKING:
@@ -244,6 +245,32 @@ class StoreSettings(Section):
         return self.max_age_days * 86400
 
 
+class TestingSettings(Section):
+    """``testing``: the offline testing kit. Fault injection (``server/faults/``) is off unless ``faults_enabled``;
+    with it on, the plan's rules hit the generation requests they match, and a request's fault header may name a
+    rule or spell a fault (see ``FaultRule``). With it off the header is ignored: nothing reads it."""
+
+    faults_enabled: bool = False
+    # The plan: a list of rules, each a fault and the requests it hits (server/faults/plan.py documents the fields).
+    faults: list[FaultRule] = Field(default_factory=list)
+    # The request header naming a rule or holding a fault inline (case-insensitive).
+    fault_header: str = Field("x-fault", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # This profile serves real clients (the shipped CPU and GPU profiles say so): faults_enabled is refused at
+    # start-up unless allow_faults_in_production says it is meant.
+    production: bool = False
+    allow_faults_in_production: bool = False
+
+    @model_validator(mode="after")
+    def _not_in_production(self) -> TestingSettings:
+        if self.faults_enabled and self.production and not self.allow_faults_in_production:
+            raise ValueError(
+                "testing.faults_enabled is refused in a production profile (testing.production: true): any client "
+                "could make the server fail. Set testing.allow_faults_in_production: true "
+                "(GPTOSS_TESTING__ALLOW_FAULTS_IN_PRODUCTION=true) if this is intended."
+            )
+        return self
+
+
 class ProvidersSettings(Section):
     """``providers.<name>``: one section per registered wire API (``compose_settings`` adds them)."""
 
@@ -283,7 +310,20 @@ class CoreSettings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+
+    @model_validator(mode="after")
+    def _fault_routes(self) -> CoreSettings:
+        """Fault rules name registered wire APIs (``providers.<name>``)."""
+        routes = set(type(self.providers).model_fields) - set(ProvidersSettings.model_fields)
+        check_plan(self.testing.faults, routes)
+        if self.testing.faults_enabled and self.server.api_processes > 1:
+            raise ValueError(
+                "testing.faults_enabled needs server.api_processes: 1 (each process would count the plan's "
+                "`first`/`every` on its own)."
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
