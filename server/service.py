@@ -249,6 +249,10 @@ class ChatService:
         if limits.request_timeout_s is not None:
             prepared.deadline = asyncio.get_running_loop().call_later(limits.request_timeout_s, self._expire, prepared)
 
+    def release(self, prepared: PreparedRequest) -> None:
+        """Free ``prepared``'s admission slot before it runs (a request admitted with others that were refused)."""
+        self._release(prepared)
+
     def _dequeue(self, prepared: PreparedRequest) -> None:
         if prepared.queued:
             prepared.queued = False
