@@ -37,13 +37,17 @@ class RequestRecord:
     started: float = field(default_factory=time.time, repr=False)
 
     def finished(self, finish: Finish) -> None:
-        """What the core knows once a generation ends."""
+        """What the core knows once a generation ends. A request answered by several generations (``n`` choices of
+        one prompt) counts its prompt once, the completion tokens of all, and the earliest first token."""
         usage = finish.usage
-        self.prompt_tokens, self.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        self.cached_tokens = usage.cached_tokens
+        first = self.completion_tokens is None
+        self.completion_tokens = (self.completion_tokens or 0) + usage.completion_tokens
+        if first:
+            self.prompt_tokens, self.cached_tokens = usage.prompt_tokens, usage.cached_tokens
         self.finish_reason = finish.reason
         if finish.timings.first_token is not None:
-            self.ttft_ms = round((finish.timings.first_token - self.started) * 1000, 1)
+            ttft = round((finish.timings.first_token - self.started) * 1000, 1)
+            self.ttft_ms = ttft if self.ttft_ms is None else min(self.ttft_ms, ttft)
 
     def fields(self) -> dict[str, object]:
         values = asdict(self)

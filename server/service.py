@@ -275,6 +275,10 @@ class ChatService:
             raise refusal
         prepared.fault = fault
 
+    def release(self, prepared: PreparedRequest) -> None:
+        """Free ``prepared``'s admission slot before it runs (a request admitted with others that were refused)."""
+        self._release(prepared)
+
     def _dequeue(self, prepared: PreparedRequest) -> None:
         if prepared.queued:
             prepared.queued = False

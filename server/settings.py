@@ -199,6 +199,9 @@ class LimitsSettings(Section):
     # Prompts with more characters than this are rendered in a worker process (harmony's tokenizer holds the
     # GIL for the whole call, so a thread would still stall the event loop); smaller ones render inline.
     render_inline_chars: int = Field(16384, ge=0)
+    # Choices one request may ask for (``n``; a batch of prompts counts each prompt's): each is an engine request
+    # holding an admission slot, so one request takes at most this share of max_concurrent_requests. Over it: 400.
+    max_n: int = Field(16, ge=1, le=1024)
     # Engine steps batched into one streamed event (like vLLM's --stream-interval).
     stream_interval: int = Field(1, ge=1, le=1024)
     max_stop_sequences: int = Field(16, ge=0)

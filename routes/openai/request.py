@@ -70,9 +70,12 @@ class ChatCompletionRequest(BaseModel):
 
     _bias = field_validator("logit_bias")(check_logit_bias)
 
+    @property
+    def choices(self) -> int:
+        """``n``: the choices to generate (null is the default, 1)."""
+        return self.n or 1
+
     def to_core(self, request_id: str) -> ChatRequest:
-        if self.n not in (None, 1):
-            raise InvalidRequestError("Only n=1 is supported.", param="n")
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequestError("top_logprobs requires logprobs to be true.", param="top_logprobs")
         sampling = SamplingOptions(

@@ -10,9 +10,10 @@ from routes.openai.errors import render_error, stream_error
 from routes.openai.request import ChatCompletionRequest
 from routes.openai.response import check_model, model_card, shape
 from routes.openai.settings import NAME
-from routes.shared.run import Ctx, complete, open_stream, parse_body
+from routes.shared.run import Ctx, complete_choices, open_choices, parse_body
 from routes.shared.vllm_response import completion_body
 from routes.shared.vllm_stream import StreamRequest, encode_stream
+from server.choices import check_count, replicate
 from server.context import ServerContext
 from server.http.auth import bearer_token, require_key
 from server.http.body import read_json_object
@@ -57,21 +58,24 @@ def _mount(api: APIRouter, prefix: str) -> None:
         body = parse_body(ChatCompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         model = check_model(ctx, body.model)
         completion_id = ids.new_id()
+        check_count(body.choices, ctx.settings.limits)
         prepared = await ctx.service.prepare(body.to_core(completion_id))
+        choices = replicate(prepared, body.choices)
         created = int(ids.now())
         if body.stream:
-            events = await open_stream(ctx, prepared)
+            events = await open_choices(ctx, choices)
             stream = StreamRequest(
                 completion_id=completion_id,
                 created=created,
                 include_usage=bool(body.stream_options and body.stream_options.include_usage),
                 return_token_ids=body.return_token_ids,
                 prompt_token_ids=prepared.prompt_token_ids,
+                n=body.choices,
             )
             return sse_response(encode_stream(events, shape(model), stream, stream_error))
-        result = await complete(ctx, request, prepared)
+        answer = await complete_choices(ctx, request, choices)
         payload = completion_body(
-            result, shape(model), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
+            answer, shape(model), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
         )
         return Response(dumps(payload), media_type="application/json")
 

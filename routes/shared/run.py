@@ -1,4 +1,5 @@
-"""Running a prepared request from a route: the context dependency, body parsing, admission, disconnects."""
+"""Running a prepared request (or its ``n`` choices) from a route: the context dependency, body parsing, admission,
+disconnects."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from server.choices import ChoiceResults, IndexedEvent, admit_all, complete_all, stream_all
 from server.context import ServerContext
 from server.errors import ClientDisconnectedError
 from server.http.routing import validation_error
@@ -73,6 +75,18 @@ async def open_stream(ctx: ServerContext, prepared: PreparedRequest) -> AsyncIte
     """Admit, then the neutral event stream (closing it early aborts the engine request)."""
     await start(ctx, prepared)
     return ctx.service.stream(prepared)
+
+
+async def complete_choices(ctx: ServerContext, request: Request, choices: list[PreparedRequest]) -> ChoiceResults:
+    """Admit every choice (or none), run them all to the end and fold each (the non-streaming answer)."""
+    await admit_all(ctx.service, choices)
+    return await until_disconnect(request, complete_all(ctx.service, choices))
+
+
+async def open_choices(ctx: ServerContext, choices: list[PreparedRequest]) -> AsyncIterator[IndexedEvent]:
+    """Admit every choice (or none), then their ``(index, event)`` stream (closing it early aborts them all)."""
+    await admit_all(ctx.service, choices)
+    return stream_all(ctx.service, choices)
 
 
 class EventBuilder(Protocol):
