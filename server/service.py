@@ -1,5 +1,8 @@
 """The neutral core: validate a chat request, render it, admit it, run it, stream neutral events,
 and fold the stream into a result (so streaming and non-streaming answers cannot drift).
+
+A raw prompt (``PromptRequest``: text or token ids the caller formatted itself) skips the rendering and is decoded
+as plain text; limits, admission, aborts and metrics are the same as a chat request's.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from server.errors import (
 )
 from server.faults.inject import ActiveFault
 from server.faults.plan import FaultPlan, current_target
-from server.generation import Generation
+from server.generation import Decoder, Generation
 from server.harmony.constraints import output_constraint
-from server.harmony.encoding import STOP_TOKEN_IDS
+from server.harmony.decode import HarmonyDecoder
+from server.harmony.encoding import STOP_TOKEN_IDS, VOCAB_SIZE
+from server.harmony.plain import PlainDecoder
 from server.harmony.pool import RenderPool, prompt_chars
 from server.harmony.render import HarmonyRenderer
 from server.key_limits import KeyLimiter
@@ -39,6 +44,9 @@ from server.types import (
     ChatResult,
     Event,
     Finish,
+    PromptLogprobs,
+    PromptRequest,
+    SamplingOptions,
     TokenLogprob,
     ToolCall,
     ToolCallDelta,
@@ -51,7 +59,7 @@ log = logging.getLogger(__name__)
 class PreparedRequest:
     """A validated request with its prompt, ready to run."""
 
-    request: ChatRequest
+    request: ChatRequest | PromptRequest
     request_id: str
     prompt_token_ids: list[int]
     max_tokens: int
@@ -116,7 +124,42 @@ class ChatService:
         constraint = self._constraint(request)  # schemas: depth and size, before anything walks them
         chars = self._check_chars(request)
         prompt = await self._render.render(request, chars)
-        max_tokens = self._output_budget(request, len(prompt), default_max_tokens, clamp_max_tokens, context_window)
+        max_tokens = self._output_budget(
+            request.sampling, len(prompt), default_max_tokens, clamp_max_tokens, context_window
+        )
+        return self._prepared(request, prompt, max_tokens, constraint)
+
+    async def prepare_prompt(
+        self, request: PromptRequest, *, default_max_tokens: int | None = None, clamp_max_tokens: bool = False
+    ) -> PreparedRequest:
+        """Validate and tokenize a raw prompt (no harmony rendering); the same limits and errors as ``prepare``.
+
+        Text is tokenized as the model's tokenizer reads it: special-token text becomes that control token."""
+        self._check_stops(request.sampling)
+        if isinstance(request.prompt, str):
+            limits = self.limits
+            chars = len(request.prompt)
+            if chars > limits.max_prompt_chars:
+                raise InvalidRequestError(
+                    f"The prompt holds {chars} characters; the limit is {limits.max_prompt_chars}.", param="prompt"
+                )
+            check_runs([("prompt", request.prompt)], limits.max_word_chars)
+            prompt = await self._render.tokenize(request.prompt)
+        else:
+            prompt = list(request.prompt)
+            check_token_ids(prompt)
+        if not prompt:
+            raise InvalidRequestError("The prompt is empty.", param="prompt")
+        max_tokens = self._output_budget(request.sampling, len(prompt), default_max_tokens, clamp_max_tokens)
+        return self._prepared(request, prompt, max_tokens, None)
+
+    def _prepared(
+        self,
+        request: ChatRequest | PromptRequest,
+        prompt: list[int],
+        max_tokens: int,
+        constraint: dict[str, object] | None,
+    ) -> PreparedRequest:
         request_id = request.request_id or uuid.uuid4().hex
         generation = GenerationRequest(
             request_id=request_id,
@@ -138,7 +181,11 @@ class ChatService:
             raise InvalidRequestError(f"At most {limits.max_messages} messages are allowed.", param="messages")
         if len(request.tools) > limits.max_tools:
             raise InvalidRequestError(f"At most {limits.max_tools} tools are allowed.", param="tools")
-        stops = request.sampling.stop
+        self._check_stops(request.sampling)
+
+    def _check_stops(self, sampling: SamplingOptions) -> None:
+        limits = self.limits
+        stops = sampling.stop
         if len(stops) > limits.max_stop_sequences:
             raise InvalidRequestError(f"At most {limits.max_stop_sequences} stop sequences are allowed.", param="stop")
         if any(len(s) > limits.max_stop_length for s in stops):
@@ -159,7 +206,7 @@ class ChatService:
 
     def _output_budget(
         self,
-        request: ChatRequest,
+        sampling: SamplingOptions,
         prompt_tokens: int,
         default_max_tokens: int | None,
         clamp: bool,
@@ -177,7 +224,7 @@ class ChatService:
             )
         room = max_context - prompt_tokens
         cap = min(room, self.limits.max_output_tokens or room)
-        requested = request.sampling.max_tokens
+        requested = sampling.max_tokens
         if requested is not None and requested > cap and not clamp:
             if requested <= room:  # within the context, over the server's own cap
                 raise InvalidRequestError(
@@ -195,9 +242,9 @@ class ChatService:
             )
         default = default_max_tokens or self.limits.default_max_tokens or cap
         max_tokens = min(requested, cap) if requested is not None else min(default, cap)
-        if request.sampling.min_tokens > max_tokens:
+        if sampling.min_tokens > max_tokens:
             raise InvalidRequestError(
-                f"min_tokens ({request.sampling.min_tokens}) must not exceed max_tokens ({max_tokens}).",
+                f"min_tokens ({sampling.min_tokens}) must not exceed max_tokens ({max_tokens}).",
                 param="min_tokens",
             )
         return max_tokens
@@ -339,7 +386,7 @@ class ChatService:
                 stop=sampling.stop,
                 top_logprobs=sampling.top_logprobs,
                 stream_interval=self.limits.stream_interval,
-                namespaces=frozenset(t.namespace for t in prepared.request.tools if t.namespace),
+                decoder=decoder_for(prepared.request),
             )
             fault = prepared.fault
             engine_steps = self.engine.generate(prepared.generation)
@@ -390,6 +437,7 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
     calls: dict[int, ToolCall] = {}
     token_ids: list[int] = []
     logprobs: list[TokenLogprob] | None = None
+    prompt_logprobs: PromptLogprobs | None = None
     finish: Finish | None = None
     try:
         async for event in events:
@@ -401,6 +449,8 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
             token_ids.extend(event.token_ids)
             if event.logprobs is not None:
                 logprobs = (logprobs or []) + event.logprobs
+            if prompt_logprobs is None:
+                prompt_logprobs = event.prompt_logprobs
             add_tool_call_parts(calls, event.tool_calls)
     finally:
         await events.aclose()  # type: ignore[attr-defined]  # releases the admission slot at once
@@ -425,7 +475,22 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
         token_ids=token_ids,
         logprobs=logprobs,
         prompt_token_ids=prompt_token_ids,
+        prompt_logprobs=prompt_logprobs,
     )
+
+
+def decoder_for(request: ChatRequest | PromptRequest) -> Decoder:
+    """A chat turn (or a raw prompt that asks for it) is decoded as harmony; any other raw prompt as plain text."""
+    if isinstance(request, PromptRequest):
+        return HarmonyDecoder() if request.harmony_output else PlainDecoder()
+    return HarmonyDecoder(namespaces=frozenset(t.namespace for t in request.tools if t.namespace))
+
+
+def check_token_ids(token_ids: list[int]) -> None:
+    """Every id within the vocabulary (vLLM's message)."""
+    if token_ids and (min(token_ids) < 0 or max(token_ids) >= VOCAB_SIZE):
+        bad = min(token_ids) if min(token_ids) < 0 else max(token_ids)
+        raise InvalidRequestError(f"Token id {bad} is out of vocabulary", param="prompt")
 
 
 def add_tool_call_parts(calls: dict[int, ToolCall], parts: list[ToolCallDelta]) -> None:
@@ -461,13 +526,18 @@ def check_text_runs(request: ChatRequest, limit: int) -> None:
     Byte-pair encoding is quadratic in the length of one such run: 100k identical letters take seconds of CPU
     (and a million crash the tokenizer), blocking every other request. Real text breaks words far sooner.
     """
-    pattern = _run_pattern(limit)
     texts: list[tuple[str, str]] = []
     for i, m in enumerate(request.messages):
         texts += [(f"messages.{i}.content", m.content or ""), (f"messages.{i}.reasoning", m.reasoning or "")]
         texts += [(f"messages.{i}.tool_calls", f"{c.namespace} {c.name} {c.arguments}") for c in m.tool_calls]
     tool_texts = [[t.name, t.description, t.parameters, t.namespace, t.namespace_description] for t in request.tools]
     texts += [("tools", json.dumps(tool_texts, ensure_ascii=False))] if tool_texts else []
+    check_runs(texts, limit)
+
+
+def check_runs(texts: list[tuple[str, str]], limit: int) -> None:
+    """``check_text_runs`` over (param, text) pairs."""
+    pattern = _run_pattern(limit)
     for param, text in texts:
         if len(text) > limit and pattern.search(text):
             raise InvalidRequestError(

@@ -1,5 +1,5 @@
-"""E2E's paths: ``POST /project/{p-id}/genai/<model>/v1/chat/completions`` and ``GET .../v1/models``, Bearer auth
-(the TIR auth token)."""
+"""E2E's paths: ``POST /project/{p-id}/genai/<model>/v1/chat/completions``, ``POST .../v1/completions`` (vLLM's legacy
+completions) and ``GET .../v1/models``, Bearer auth (the TIR auth token)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from routes.e2e import ids
 from routes.e2e.errors import render_error, stream_error
-from routes.e2e.request import check_model, read_request
+from routes.e2e.request import check_model, read_body, read_request
 from routes.e2e.response import shape
 from routes.e2e.settings import section
 from routes.openai.response import model_card
+from routes.shared.completion_request import CompletionRequest
 from routes.shared.run import Ctx, complete_choices, open_choices
+from routes.shared.vllm_completion import respond
 from routes.shared.vllm_response import completion_body
 from routes.shared.vllm_stream import StreamRequest, encode_stream
 from server.choices import check_count, replicate
@@ -25,6 +27,7 @@ __all__ = ["prefixes", "render_error", "router"]
 
 PREFIX = "/project/{project}/genai/{model_path}/v1"
 CHAT_PATH = "/chat/completions"
+COMPLETIONS_PATH = "/completions"
 MODELS_PATH = "/models"
 
 
@@ -75,6 +78,23 @@ def router(ctx: ServerContext) -> APIRouter:
             answer, shape(s), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
         )
         return Response(dumps(payload), media_type="application/json")
+
+    @api.post(prefix + COMPLETIONS_PATH)
+    async def completions(project: str, request: Request, ctx: Ctx) -> Response:
+        s = section(ctx)
+        body = await read_body(request, ctx.settings.limits.max_body_bytes, CompletionRequest)
+        body.check()
+        check_model(s, body.model)
+        completion_id = ids.new_completion_id()
+        return await respond(
+            ctx,
+            request,
+            body,
+            shape(s),
+            completion_id=completion_id,
+            created=int(ids.now()),
+            stream_error=stream_error(s),
+        )
 
     if section(ctx).models_route:
 

@@ -1,4 +1,5 @@
-"""The OpenAI route's paths: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}``, mounted at
+"""The OpenAI route's paths: ``POST /v1/chat/completions``, ``POST /v1/completions`` (vLLM's legacy completions: a raw
+prompt), ``GET /v1/models``, ``GET /v1/models/{id}``, mounted at
 ``/v1`` unless another wire API owns that prefix, and always under ``/openai/v1``. Bearer auth."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from routes.openai.errors import render_error, stream_error
 from routes.openai.request import ChatCompletionRequest
 from routes.openai.response import check_model, model_card, shape
 from routes.openai.settings import NAME
+from routes.shared.completion_request import CompletionRequest
 from routes.shared.run import Ctx, complete_choices, open_choices, parse_body
+from routes.shared.vllm_completion import respond
 from routes.shared.vllm_response import completion_body
 from routes.shared.vllm_stream import StreamRequest, encode_stream
 from server.choices import check_count, replicate
@@ -24,6 +27,7 @@ from server.http.sse import sse_response
 __all__ = ["prefixes", "render_error", "router"]
 
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
 MODELS_PATH = "/v1/models"
 
 
@@ -78,6 +82,22 @@ def _mount(api: APIRouter, prefix: str) -> None:
             answer, shape(model), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
         )
         return Response(dumps(payload), media_type="application/json")
+
+    @api.post(prefix + COMPLETIONS_PATH, include_in_schema=not prefix)
+    async def completions(request: Request, ctx: Ctx) -> Response:
+        body = parse_body(CompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
+        body.check()
+        model = check_model(ctx, body.model)
+        completion_id = ids.new_completion_id()
+        return await respond(
+            ctx,
+            request,
+            body,
+            shape(model),
+            completion_id=completion_id,
+            created=int(ids.now()),
+            stream_error=stream_error,
+        )
 
     @api.get(prefix + MODELS_PATH, include_in_schema=not prefix)
     async def list_models(ctx: Ctx) -> Response:

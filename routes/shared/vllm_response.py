@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from routes.shared.ids import token_text
 from server.choices import ChoiceResults
-from server.types import ChatResult, TokenLogprob, ToolCallDelta
+from server.types import ChatResult, PromptLogprobs, TokenLogprob, ToolCallDelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,26 @@ def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None
             }
         )
     return {"content": content}
+
+
+def prompt_logprobs_body(entries: PromptLogprobs | None) -> list[dict[str, Any] | None] | None:
+    """vLLM's ``prompt_logprobs``: per prompt token (the first None) ``{token_id: {logprob, rank, decoded_token}}``,
+    the prompt token first; ``-inf`` as -9999.0 (vLLM's ``clamp_prompt_logprobs``)."""
+    if entries is None:
+        return None
+    return [
+        None
+        if position is None
+        else {
+            str(e.token_id): {
+                "logprob": max(e.logprob, -9999.0),
+                "rank": e.rank,
+                "decoded_token": token_text(e.token_id),
+            }
+            for e in position
+        }
+        for position in entries
+    ]
 
 
 def _details(cached: int, shape: VllmShape) -> dict[str, int] | None:
@@ -138,7 +158,7 @@ def completion_body(
         "service_tier": None,
         "system_fingerprint": shape.system_fingerprint,
         "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, shape),
-        "prompt_logprobs": None,
+        "prompt_logprobs": prompt_logprobs_body(first.prompt_logprobs),
         "prompt_token_ids": first.prompt_token_ids if return_token_ids else None,
         "kv_transfer_params": None,
     }

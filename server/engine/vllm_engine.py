@@ -20,7 +20,7 @@ from server.engine.base import EngineInfo, EngineStep, GenerationRequest
 from server.errors import EngineUnavailableError, InvalidRequestError, RateLimitError
 from server.offline import stay_offline
 from server.settings import VllmSettings
-from server.types import TokenLogprob
+from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,8 @@ class VllmEngine:
                 kwargs[name] = value
         if s.logprobs:
             kwargs["logprobs"] = s.top_logprobs
+        if s.prompt_logprobs is not None:
+            kwargs["prompt_logprobs"] = s.prompt_logprobs
         if request.constraint is not None:
             kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
         try:
@@ -222,6 +224,7 @@ class VllmEngine:
                     stop_reason=completion.stop_reason,
                     logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
                     cached_tokens=out.num_cached_tokens,
+                    prompt_logprobs=_prompt_logprobs(out.prompt_logprobs) if out is first else None,
                 )
                 try:
                     out = await outputs.__anext__()
@@ -380,6 +383,16 @@ def _logprobs(token_ids: Any, logprobs: Any) -> list[TokenLogprob] | None:
         top = [(tid, float(lp.logprob)) for tid, lp in ranked]
         out.append(TokenLogprob(token_id, float(chosen.logprob) if chosen is not None else float("-inf"), top))
     return out
+
+
+def _prompt_logprobs(positions: Any) -> PromptLogprobs | None:
+    """vLLM's per-position dicts (the prompt token first, then the top alternatives), in their order."""
+    if positions is None:
+        return None
+    return [
+        None if entry is None else [RankedLogprob(tid, float(lp.logprob), lp.rank) for tid, lp in entry.items()]
+        for entry in positions
+    ]
 
 
 def _vllm_dist() -> str:
