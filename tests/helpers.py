@@ -25,6 +25,7 @@ from routes.provider import Provider
 from server.app import create_app
 from server.engine.base import Engine, EngineStep, GenerationRequest
 from server.engine.scripted import ScriptedEngine
+from server.harmony.encoding import get_encoding
 from server.http.server import build_server
 from server.settings import ScriptedSettings, Settings
 
@@ -319,3 +320,20 @@ def subprocess_server(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+
+class WatchedEngine(ScriptedEngine):
+    """The scripted engine, keeping each request it was given (``prompts``: their prompts as harmony text)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: list[GenerationRequest] = []
+
+    @property
+    def prompts(self) -> list[str]:
+        return [get_encoding().decode(r.prompt_token_ids) for r in self.requests]
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:  # type: ignore[override]
+        self.requests.append(request)
+        async for step in super().generate(request):
+            yield step

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from routes.shared.completion_request import check_prompt_logprobs
 from routes.shared.openai_request import (
     MessageIn,
     NamedToolChoice,
@@ -65,16 +66,21 @@ class ChatCompletionRequest(BaseModel):
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0, le=INT64)
     return_token_ids: bool = False
+    prompt_logprobs: int | None = None
 
     _stop_list = field_validator("stop")(stop_as_list)
 
     _bias = field_validator("logit_bias")(check_logit_bias)
 
+    @property
+    def choices(self) -> int:
+        """``n``: the choices to generate (null is the default, 1)."""
+        return self.n or 1
+
     def to_core(self, request_id: str) -> ChatRequest:
-        if self.n not in (None, 1):
-            raise InvalidRequestError("Only n=1 is supported.", param="n")
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequestError("top_logprobs requires logprobs to be true.", param="top_logprobs")
+        check_prompt_logprobs(self.prompt_logprobs, bool(self.stream))
         sampling = SamplingOptions(
             max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature,
@@ -91,6 +97,7 @@ class ChatCompletionRequest(BaseModel):
             top_logprobs=self.top_logprobs or 0,
             ignore_eos=self.ignore_eos,
             min_tokens=self.min_tokens,
+            prompt_logprobs=self.prompt_logprobs,
         )
         return chat_to_core(
             messages=self.messages,

@@ -6,7 +6,8 @@ matches the tool result the prompt ends with), or an echo of the last user messa
 harmony text or reasoning/content/tool calls rendered with the harmony encoding (``server/harmony/script.py``).
 Text is tokenized with the real o200k_harmony encoding and streamed one token per step, with an optional delay,
 honouring max_tokens, stop tokens and aborts exactly like a real engine. Logprobs, when asked, are those of a
-deterministic sampler: the chosen token has probability 1 (logprob 0.0).
+deterministic sampler: the chosen token has probability 1 (logprob 0.0), and so has each prompt token
+(``prompt_logprobs``: None for the first, as vLLM reports it).
 
 In ``recording`` mode it replays a folder recorded with ``serve --record`` instead (``server/engine/recording.py``):
 each request's recorded engine steps, as they were, by request hash; a request the recording lacks is refused
@@ -31,7 +32,7 @@ from server.errors import ConfigError, EngineUnavailableError
 from server.harmony.encoding import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 from server.harmony.script import turn_tokens
 from server.settings import ScriptedSettings, ScriptRule
-from server.types import TokenLogprob
+from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +229,10 @@ class ScriptedEngine:
                     yield EngineStep([], finish_reason="abort")
                     return
                 logprobs = [TokenLogprob(token, 0.0, [(token, 0.0)])] if want_logprobs else None
+                prompt_logprobs = None
                 if produced == 1:
                     self._first_step(request, cached, started)
+                    prompt_logprobs = self.prompt_logprobs(request)
                 else:
                     cached = None  # reported with the first step only
                 if token in stops:
@@ -237,14 +240,25 @@ class ScriptedEngine:
                     reason = "stop"
                     stop_reason = None if token == RETURN else token
                     yield EngineStep(
-                        [token], finish_reason="stop", stop_reason=stop_reason, logprobs=logprobs, cached_tokens=cached
+                        [token],
+                        finish_reason="stop",
+                        stop_reason=stop_reason,
+                        logprobs=logprobs,
+                        cached_tokens=cached,
+                        prompt_logprobs=prompt_logprobs,
                     )
                     return
                 if produced >= request.max_tokens:
                     reason = "length"
-                    yield EngineStep([token], finish_reason="length", logprobs=logprobs, cached_tokens=cached)
+                    yield EngineStep(
+                        [token],
+                        finish_reason="length",
+                        logprobs=logprobs,
+                        cached_tokens=cached,
+                        prompt_logprobs=prompt_logprobs,
+                    )
                     return
-                yield EngineStep([token], logprobs=logprobs, cached_tokens=cached)
+                yield EngineStep([token], logprobs=logprobs, cached_tokens=cached, prompt_logprobs=prompt_logprobs)
             # the script ran out without a stop token: the turn ends like an EOS
             reason = "stop"
             yield EngineStep([], finish_reason="stop")
@@ -288,6 +302,14 @@ class ScriptedEngine:
             stats.generation_tokens.inc(produced)
             stats.request_latency.observe(time.monotonic() - started)
             stats.finished(reason)
+
+    @staticmethod
+    def prompt_logprobs(request: GenerationRequest) -> PromptLogprobs | None:
+        """Each prompt token after the first at logprob 0.0 and rank 1 (its alternatives all rank below it)."""
+        if request.sampling.prompt_logprobs is None:
+            return None
+        tokens = request.prompt_token_ids
+        return [None, *([RankedLogprob(token, 0.0, 1)] for token in tokens[1:])]
 
     def _first_step(self, request: GenerationRequest, cached: int | None, started: float) -> None:
         """vLLM's per-request stats at the first token: prefill done, the request moves from waiting to running."""
