@@ -41,6 +41,10 @@ WEATHER_TOOL = {
 }
 
 
+# routes with vLLM's n choices and prompt_logprobs
+VLLM_SHAPED = frozenset({"openai", "openai-prefixed", "e2e"})
+
+
 def exchanges(case: ProviderCase, budget: int | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The requests a record/replay comparison sends to one route: an answer with reasoning (streamed and not),
     logprobs where the route has them, and a request with tools (streamed); ``budget``: at most that many tokens."""
@@ -55,6 +59,10 @@ def exchanges(case: ProviderCase, budget: int | None = None) -> list[tuple[str, 
         ]
     weather = [{"role": "user", "content": "weather"}]
     out.append(("tools-stream", case.body(weather, True, {"tools": [WEATHER_TOOL], **limit})))
+    if case.name in VLLM_SHAPED:
+        # seeded, so that each choice is its own request (choice i samples with seed + i)
+        out.append(("n-stream", case.body(plain, True, {"n": 2, "seed": 5, **limit})))
+        out.append(("prompt-logprobs", case.body(plain, False, {"prompt_logprobs": 1, **limit})))
     return out
 
 

@@ -55,6 +55,7 @@ def merged(steps: list[EngineStep]) -> EngineStep:
         steps[-1].stop_reason,
         logprobs,
         steps[0].cached_tokens,
+        steps[0].prompt_logprobs,
     )
 
 
@@ -85,6 +86,7 @@ def test_a_recorded_session_replays_byte_for_byte_on_every_route(tmp_path: Path)
     assert any(len(s["token_ids"]) == 3 for take in steps for s in take)  # the engine's own step boundaries
     assert any(s.get("cached_tokens") for take in steps for s in take)
     assert any(s.get("logprobs") for take in steps for s in take)
+    assert any(s.get("prompt_logprobs") for take in steps for s in take)
 
     with threaded_server(replay_settings(tmp_path, folder)) as live:
         replayed = session(live.base_url, live.api_key, CASES)

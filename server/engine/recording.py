@@ -2,8 +2,9 @@
 
 ``RecordingEngine`` wraps whichever engine runs (``serve --record DIR``, setting ``engine.record_dir``). For each
 request it stores the rendered prompt token ids and every ``EngineStep`` as the engine produced it (token ids,
-finish reason, stop reason, logprobs, cached tokens), so the scripted engine (``engine.scripted.mode: recording``)
-can replay the same stream with the same step boundaries: the route's bytes come out the same, ids and clocks aside.
+finish reason, stop reason, logprobs, cached tokens, prompt logprobs), so the scripted engine
+(``engine.scripted.mode: recording``) can replay the same stream with the same step boundaries: the route's bytes
+come out the same, ids and clocks aside.
 
 Layout of a recording folder:
 
@@ -29,7 +30,7 @@ from typing import Any
 
 from server.engine.base import Engine, EngineInfo, EngineStep, GenerationRequest
 from server.errors import ConfigError, EngineUnavailableError, InvalidRequestError, NotFoundError
-from server.types import TokenLogprob
+from server.types import RankedLogprob, TokenLogprob
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ KEY_SAMPLING = (
     "top_logprobs",
     "ignore_eos",
     "min_tokens",
+    "prompt_logprobs",
 )
 
 
@@ -83,11 +85,16 @@ def step_to_json(step: EngineStep) -> dict[str, Any]:
         out["logprobs"] = [[e.token_id, e.logprob, [list(t) for t in e.top]] for e in step.logprobs]
     if step.cached_tokens is not None:
         out["cached_tokens"] = step.cached_tokens
+    if step.prompt_logprobs is not None:
+        out["prompt_logprobs"] = [
+            None if entry is None else [[r.token_id, r.logprob, r.rank] for r in entry]
+            for entry in step.prompt_logprobs
+        ]
     return out
 
 
 def step_from_json(data: dict[str, Any]) -> EngineStep:
-    logprobs = data.get("logprobs")
+    logprobs, prompt = data.get("logprobs"), data.get("prompt_logprobs")
     return EngineStep(
         token_ids=list(data["token_ids"]),
         finish_reason=data.get("finish_reason"),
@@ -96,6 +103,9 @@ def step_from_json(data: dict[str, Any]) -> EngineStep:
         if logprobs is None
         else [TokenLogprob(tid, lp, [(t, p) for t, p in top]) for tid, lp, top in logprobs],
         cached_tokens=data.get("cached_tokens"),
+        prompt_logprobs=None
+        if prompt is None
+        else [None if entry is None else [RankedLogprob(*r) for r in entry] for entry in prompt],
     )
 
 
