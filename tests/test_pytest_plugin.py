@@ -41,7 +41,7 @@ def test_the_readme_example_passes(pytester: pytest.Pytester) -> None:
         if path.is_file():
             pytester.makefile(path.suffix, **{path.stem: path.read_text()})
     result = pytester.runpytest(*PLUGIN)
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 def test_a_failing_client_fails(pytester: pytest.Pytester) -> None:
@@ -50,7 +50,7 @@ def test_a_failing_client_fails(pytester: pytest.Pytester) -> None:
         if path.is_file():
             text = path.read_text().replace("It is sunny in Paris today.", "Rain.") if path.suffix == ".yaml" else None
             pytester.makefile(path.suffix, **{path.stem: text or path.read_text()})
-    pytester.runpytest(*PLUGIN).assert_outcomes(passed=2, failed=1)
+    pytester.runpytest(*PLUGIN).assert_outcomes(passed=3, failed=1)
 
 
 def test_the_config_fixture_can_be_overridden(pytester: pytest.Pytester) -> None:
@@ -132,11 +132,19 @@ def test_the_urls_suit_each_client_library(tmp_path: Path) -> None:
 
 
 def test_the_fault_plan_is_passed_on_as_settings(tmp_path: Path) -> None:
-    plan = [{"kind": "error", "status": 503, "after_tokens": 3}]
+    plan = [{"route": "openai", "first": 1, "kind": "unavailable"}]
     tree = overrides(OfflineConfig(faults=plan, settings={"limits": {"max_tools": 2}}), tmp_path)
     assert tree["testing"] == {"faults_enabled": True, "faults": plan}
     assert tree["limits"] == {"max_tools": 2} and tree["engine"]["kind"] == "scripted"
     assert "testing" not in overrides(OfflineConfig(), tmp_path)
+    with serve(OfflineConfig(faults=plan), tmp_path / "server") as server:
+        client = openai.OpenAI(base_url=server.urls["openai"], api_key=server.api_key, max_retries=0)
+        messages = [{"role": "user", "content": "echo"}]
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.chat.completions.create(model="gpt-oss-120b", messages=messages)  # type: ignore[arg-type]
+        assert caught.value.status_code == 503
+        answer = client.chat.completions.create(model="gpt-oss-120b", messages=messages)  # type: ignore[arg-type]
+        assert answer.choices[0].message.content == "echo"
 
 
 def test_the_plugin_is_registered_and_clashes_with_no_fixture_of_this_suite() -> None:

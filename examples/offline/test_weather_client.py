@@ -54,3 +54,11 @@ def test_another_question(client):
 def test_an_error_the_server_sends(client):
     with pytest.raises(openai.BadRequestError):
         ask(client, "What is the weather in Paris?")
+
+
+@pytest.mark.gptoss(
+    transcript=TRANSCRIPT, faults=[{"route": "openai", "first": 1, "kind": "rate_limit", "retry_after": 0}]
+)
+def test_a_throttled_request_is_retried(gptoss_server):
+    client = openai.OpenAI(base_url=gptoss_server.urls["openai"], api_key=gptoss_server.api_key, max_retries=1)
+    assert ask(client, "Will it rain in Oslo?") == "I can only tell you about the weather in Paris."
