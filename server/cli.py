@@ -25,8 +25,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         server["log_level"] = args.log_level
     if server:
         out["server"] = server
+    engine: dict[str, Any] = {}
     if getattr(args, "engine", None):
-        out["engine"] = {"kind": args.engine}
+        engine["kind"] = args.engine
+    if getattr(args, "record", None) is not None:
+        engine["record_dir"] = str(args.record)
+    if getattr(args, "replay", None) is not None:
+        engine.update(kind="scripted", scripted={"mode": "recording", "recording_dir": str(args.replay)})
+    if engine:
+        out["engine"] = engine
     return out
 
 
@@ -47,6 +54,8 @@ def banner(settings: Settings, keys: int, providers: list[str], profile: str = "
     model = engine.vllm.model or "tiny random-weight gpt-oss checkpoint (built on first run)"
     if engine.kind == "scripted":
         model = f"scripted ({engine.scripted.mode})"
+    if engine.record_dir is not None:
+        model += f", recorded to {engine.record_dir}"
     url = f"http://{settings.server.host}:{settings.server.port}"
     testing = settings.testing
     return "\n".join(
@@ -158,6 +167,16 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--host", default=None)
         sp.add_argument("--port", type=int, default=None)
         sp.add_argument("--engine", choices=["vllm", "scripted"], default=None)
+        sp.add_argument(
+            "--record", type=Path, default=None, metavar="DIR", help="record each request's engine token stream in DIR"
+        )
+        sp.add_argument(
+            "--replay",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="serve a recording (the scripted engine replays DIR)",
+        )
         sp.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default=None)
         sp.add_argument("--print-config", action="store_true", help="print the merged settings and exit")
     sp = sub.add_parser("build-checkpoint", help="build the tiny random-weight gpt-oss checkpoint")

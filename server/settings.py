@@ -6,6 +6,7 @@ Secrets never live in YAML: the YAML names the environment variable or file that
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -67,28 +68,67 @@ class ServerSettings(Section):
     cors_allow_origins: list[str] = Field(default_factory=list)
 
 
-class ScriptRule(Section):
-    """Replay ``text`` (harmony completion text, as the model would write it after
-    ``<|start|>assistant``) when the last user message matches ``match`` (a regex; none = always).
+class ScriptToolCall(Section):
+    """One tool call of a scripted turn: ``name`` (``NAMESPACE.NAME`` for a tool of a named group) and its
+    arguments (a mapping is written as compact JSON, a string as it is)."""
 
-    With ``tool_output`` (a regex) the rule applies only when the prompt ends with a tool's result that matches it:
-    a tool loop's next turn (call, result, answer) is scripted by a second rule with the same ``match``."""
+    name: str = Field(min_length=1)
+    arguments: str | dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def arguments_text(self) -> str:
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments, separators=(",", ":"), ensure_ascii=False)
+
+
+class ScriptRule(Section):
+    """One scripted assistant turn, and when it applies.
+
+    The turn is either ``text`` (harmony completion text, as the model would write it after ``<|start|>assistant``)
+    or high-level parts, rendered with the harmony encoding: ``reasoning`` (the analysis channel), ``content`` (the
+    final answer; with tool calls, the commentary preamble said before them) and ``tool_calls``.
+
+    It applies when every condition given holds (none: always): ``match``, a regex searched in the last user
+    message; ``turn``, the number of user messages in the conversation so far (1 for the first request); and
+    ``tool_output``, a regex searched in the tool result the prompt ends with (the prompt must end with one). A tool
+    loop's next turn (call, result, answer) is scripted by a second rule with the same ``match`` or ``turn`` and a
+    ``tool_output``, listed first."""
 
     match: str | None = None
+    turn: int | None = Field(None, ge=1)
     tool_output: str | None = None
-    text: str
+    text: str | None = None
+    reasoning: str | None = None
+    content: str | None = None
+    tool_calls: list[ScriptToolCall] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ScriptRule:
+        parts = self.reasoning is not None or self.content is not None or bool(self.tool_calls)
+        if (self.text is None) == (not parts):
+            raise ValueError("a script rule holds either harmony `text` or reasoning/content/tool_calls, not both")
+        return self
 
 
 class ScriptedSettings(Section):
-    # echo: answer with the last user message; replay: the first rule that matches (else echo).
-    mode: Literal["echo", "replay"] = "echo"
+    # echo: answer with the last user message; replay: the first rule that matches (else echo); recording: the
+    # token streams of a recording folder (``recording_dir``, made by ``serve --record``), by request hash.
+    mode: Literal["echo", "replay", "recording"] = "echo"
     rules: list[ScriptRule] = Field(default_factory=list)
-    # YAML or JSON file with a list of rules, appended to ``rules``.
+    # YAML or JSON file with a list of rules (or a mapping with a ``rules`` list), appended to ``rules``.
     rules_file: Path | None = None
+    recording_dir: Path | None = None
     token_delay_s: float = Field(0.0, ge=0, le=10)
     # Report prompt tokens shared with earlier prompts (whole 16-token blocks) as cached, as a prefix cache would.
     prefix_cache: bool = False
     max_model_len: int = Field(131072, ge=16)
+
+    @model_validator(mode="after")
+    def _recording_named(self) -> ScriptedSettings:
+        if self.mode == "recording" and self.recording_dir is None:
+            raise ValueError("engine.scripted.mode `recording` needs engine.scripted.recording_dir")
+        return self
 
 
 class VllmSettings(Section):
@@ -137,6 +177,9 @@ class EngineSettings(Section):
     served_model_name: str = "gpt-oss-120b"
     vllm: VllmSettings = Field(default_factory=VllmSettings)
     scripted: ScriptedSettings = Field(default_factory=ScriptedSettings)
+    # Record every request's prompt token ids and the engine's token stream in this folder (``serve --record``),
+    # for the scripted engine to replay (``engine.scripted.mode: recording``).
+    record_dir: Path | None = None
 
 
 class HarmonySettings(Section):

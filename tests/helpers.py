@@ -283,8 +283,10 @@ def threaded_server(
 
 
 @contextlib.contextmanager
-def subprocess_server(config: dict[str, Any], tmp: Path, ready_timeout: float = 900) -> Iterator[LiveServer]:
-    """``python -m server serve --config FILE`` as a child process, exactly as a user starts it (its store in
+def subprocess_server(
+    config: dict[str, Any], tmp: Path, ready_timeout: float = 900, args: tuple[str, ...] = ()
+) -> Iterator[LiveServer]:
+    """``python -m server serve --config FILE [ARGS]`` as a child process, exactly as a user starts it (its store in
     ``tmp`` unless ``config`` names one)."""
     port = free_port()
     config = {**config, "store": {**store_section(tmp), **config.get("store", {})}}
@@ -294,7 +296,7 @@ def subprocess_server(config: dict[str, Any], tmp: Path, ready_timeout: float = 
     env = {**os.environ, "GPTOSS_API_KEYS": API_KEY, "GPTOSS_SERVER__PORT": str(port)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--config", str(config_path)],
+            [sys.executable, "-m", "server", "serve", "--config", str(config_path), *args],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -42,6 +42,11 @@ def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return (MESSAGES_PATH,)
 
 
+def sdk_base(ctx: ServerContext) -> str:
+    """The `anthropic` SDK's ``base_url`` path: the root (it appends ``/v1/messages``)."""
+    return ""
+
+
 def claims(ctx: ServerContext) -> tuple[Claim, ...]:
     return (MODELS_CLAIM,)
 

@@ -35,6 +35,11 @@ def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return ("/project",)
 
 
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path, for a project called ``default`` (any project name is served)."""
+    return PREFIX.replace("{project}", "default").replace("{model_path}", section(ctx).model_name)
+
+
 def authenticate(request: Request, ctx: Ctx) -> None:
     """``Authorization: Bearer <TIR auth token>``."""
     require_key(

@@ -39,6 +39,11 @@ def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return ("/openai/v1", "/v1") if owns_v1(ctx) else ("/openai/v1",)
 
 
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path (it appends ``/chat/completions``)."""
+    return "/v1" if owns_v1(ctx) else "/openai/v1"
+
+
 def authenticate(request: Request, ctx: Ctx) -> None:
     require_key(
         ctx.keys,

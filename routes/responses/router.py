@@ -44,6 +44,11 @@ def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return tuple(p + "/responses" for p in PREFIXES)
 
 
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path (it appends ``/responses``)."""
+    return PREFIXES[0]
+
+
 def owner_of(request: Request, ctx: ServerContext) -> str | None:
     """Who a stored response belongs to: a digest of the API key that made it (None with auth off). Not the key's
     name: unnamed keys are numbered by their place in the list, which changes when a key is removed."""
