@@ -5,6 +5,7 @@ fixture, and the fault plan passed on as settings."""
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import tomllib
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from tests.helpers import PINNED_DATE, REPO, SCRIPT_RULES, scripted_settings, th
 pytest_plugins = ["pytester"]
 
 EXAMPLE = REPO / "examples" / "offline"
-PLUGIN = ("-p", "server.testing.pytest_plugin", "--strict-markers", "-p", "no:randomly", "-p", "no:cacheprovider")
+# The installed package registers the plugin (entry point ``pytest11``: ``gptoss``), as a client suite gets it; an
+# editable checkout installed before the entry point existed loads it by module name.
+INSTALLED = any(e.name == "gptoss" for e in importlib.metadata.entry_points(group="pytest11"))
+LOAD = () if INSTALLED else ("-p", "server.testing.pytest_plugin")
+PLUGIN = (*LOAD, "--strict-markers", "-p", "no:randomly", "-p", "no:cacheprovider")
 
 
 def test_the_readme_holds_the_example_verbatim() -> None:
