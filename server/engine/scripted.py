@@ -5,6 +5,9 @@ last user message (decoded from the prompt), or an echo of that message as the f
 tokenized with the real o200k_harmony encoding and streamed one token per step, with an optional
 delay, honouring max_tokens, stop tokens and aborts exactly like a real engine. Logprobs, when asked,
 are those of a deterministic sampler: the chosen token has probability 1 (logprob 0.0).
+
+It replays its script whatever the constraint, but refuses what the vLLM engine refuses: where vLLM is installed,
+``validate`` runs the vLLM engine's own checks (sampling values, constraints compiled by xgrammar).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import yaml
 
 from server import metrics
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.engine.detect import installed_vllm
 from server.errors import ConfigError, EngineUnavailableError
 from server.harmony.encoding import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 from server.settings import ScriptedSettings, ScriptRule
@@ -70,6 +74,7 @@ class ScriptedEngine:
         self._seen_prompts: list[list[int]] = []
         self._metrics = metrics.scripted_engine(served_model_name)
         self._started = False
+        self._check: Callable[[GenerationRequest], None] | None = None
         self._info = EngineInfo(
             name="scripted",
             model=served_model_name,
@@ -82,6 +87,11 @@ class ScriptedEngine:
         return self._info
 
     async def start(self) -> None:
+        if installed_vllm() is not None:
+            from server.engine import vllm_engine
+
+            await asyncio.to_thread(vllm_engine.load_checks)
+            self._check = vllm_engine.check_request
         self._started = True
 
     async def shutdown(self) -> None:
@@ -97,7 +107,9 @@ class ScriptedEngine:
         return len(self._running)
 
     def validate(self, request: GenerationRequest) -> None:
-        """The scripted engine replays its script whatever the constraint; nothing to check."""
+        """The vLLM engine's checks where vLLM is installed (the script runs whatever the constraint)."""
+        if self._check is not None:
+            self._check(request)
 
     async def abort(self, request_id: str) -> None:
         event = self._running.get(request_id)
