@@ -220,9 +220,7 @@ def test_raw_structural_tag_passes_through(scripted_server: LiveServer, generati
     assert generations[0].constraint == {"structural_tag": tag}
 
 
-def test_removed_guided_fields_are_ignored(
-    scripted_server: LiveServer, generations: list[GenerationRequest], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_removed_guided_fields_are_ignored(scripted_server: LiveServer, generations: list[GenerationRequest]) -> None:
     r = post(scripted_server, V1, {"guided_regex": "a", "guided_choice": ["a"]})
     assert r.status_code == 200, r.text
     assert generations[0].constraint is None  # as vLLM 0.32: removed, output NOT constrained
