@@ -7,6 +7,7 @@ Tree::
     └── RequestError                 the client's fault, 4xx
     │   ├── AuthenticationError      401 missing / wrong key
     │   ├── InvalidRequestError      400 bad body, bad parameter (``param`` names it)
+    │   │   ├── InvalidConstraintError 400 an output constraint the engine cannot compile
     │   │   └── ContextLengthError   400 prompt + max_tokens beyond the model's context
     │   ├── ModelNotFoundError       404 unknown model
     │   ├── NotFoundError            404 unknown path or object
@@ -62,6 +63,10 @@ class AuthenticationError(RequestError):
 class InvalidRequestError(RequestError):
     status = 400
     kind = "invalid_request_error"
+
+
+class InvalidConstraintError(InvalidRequestError):
+    """The output constraint (a JSON schema, regex, grammar, choices) does not compile in the engine."""
 
 
 class ContextLengthError(InvalidRequestError):

@@ -58,12 +58,31 @@ class ToolChoice:
     name: str | None = None
 
 
+ConstraintKind = Literal["text", "json_object", "json_schema", "regex", "choice", "grammar", "structural_tag"]
+
+
 @dataclass(slots=True)
-class ResponseFormat:
-    type: Literal["text", "json_object", "json_schema"] = "text"
+class OutputConstraint:
+    """What the answer must match (``text``: nothing). One kind per request, each with its own field:
+
+    ``json_object`` any JSON object; ``json_schema`` ``schema`` (``name``, ``strict`` as the client sent them);
+    ``regex`` ``pattern``; ``choice`` one of ``choices`` exactly; ``grammar`` ``grammar``, EBNF text in the engine's
+    dialect (xgrammar's, which reads most of llama.cpp's GBNF); ``structural_tag`` ``tag``, an engine structural tag
+    (JSON text) passed through as the client wrote it, without the harmony framing the other kinds get.
+    """
+
+    type: ConstraintKind = "text"
     schema: dict[str, Any] | None = None
     name: str | None = None
     strict: bool = False
+    pattern: str | None = None
+    choices: list[str] | None = None
+    grammar: str | None = None
+    tag: str | None = None
+
+
+# The name the routes' ``response_format`` parsing uses for the same type.
+ResponseFormat = OutputConstraint
 
 
 @dataclass(slots=True)
@@ -96,7 +115,7 @@ class ChatRequest:
     reasoning_effort: ReasoningEffort | None = None
     tools: list[FunctionTool] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
-    response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    response_format: OutputConstraint = field(default_factory=OutputConstraint)
     request_id: str | None = None
 
 

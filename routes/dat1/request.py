@@ -7,20 +7,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from routes.dat1.constraint import to_ebnf
 from routes.dat1.errors import ParseError
 from routes.dat1.settings import Dat1Settings
-from server.context import ServerContext
 from server.errors import (
     InvalidRequestError,
 )
 from server.harmony.encoding import get_encoding
 from server.http.jsonio import dumps
-from server.service import PreparedRequest
 from server.types import (
     ChatMessage,
     ChatRequest,
     FunctionTool,
-    ResponseFormat,
+    OutputConstraint,
     SamplingOptions,
     ToolCall,
     ToolChoice,
@@ -263,9 +262,12 @@ def parse_tools(tools: Any) -> list[FunctionTool]:
     return out
 
 
-def parse_response_format(body: dict[str, Any]) -> ResponseFormat:
+def parse_response_format(body: dict[str, Any]) -> OutputConstraint:
+    """``response_format``'s schema over a top-level ``json_schema``, else a GBNF ``grammar`` (a string; any other
+    type, or "", is none). ASSUMED (llama-server's parsing, not a capture): a schema wins over a grammar."""
     schema = body.get("json_schema")
-    if schema is not None and json_str(body, "grammar", ""):
+    grammar = json_str(body, "grammar", "")
+    if schema is not None and grammar:
         raise ParseError("Cannot use both json_schema and grammar")
     if "response_format" in body:
         response_format = body["response_format"]
@@ -279,10 +281,10 @@ def parse_response_format(body: dict[str, Any]) -> ResponseFormat:
         elif kind and kind != "text":
             raise ParseError(f'response_format type must be one of "text" or "json_object", but got: {kind}')
     if schema is None:
-        return ResponseFormat()
+        return OutputConstraint("grammar", grammar=to_ebnf(grammar)) if grammar else OutputConstraint()
     if not isinstance(schema, dict):
         raise ParseError(f"JSON schema conversion failed: expected an object, got {type_name(schema)}")
-    return ResponseFormat("json_schema", schema) if schema else ResponseFormat("json_object")
+    return OutputConstraint("json_schema", schema) if schema else OutputConstraint("json_object")
 
 
 def parse_logit_bias(value: Any) -> dict[int, float] | None:
@@ -365,6 +367,8 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
     tools = parse_tools(tools_raw)
     if choice not in ("auto", "none", "required"):
         raise ParseError(f"Invalid tool_choice: {choice}")
+    if tools and choice != "none" and "grammar" in body:
+        raise ParseError("Cannot use custom grammar constraints with tools.")
     if len(messages) >= 2 and messages[-1].role == "assistant" and messages[-2].role == "assistant":
         raise ParseError("Cannot have 2 or more assistant messages at the end of the list.")
     if json_int(body, "n", 1) != 1:
@@ -441,9 +445,3 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
         include_usage=json_bool(_get(body, "stream_options"), "include_usage", False),
         raw_reasoning=reasoning_format == "none" or (reasoning_format == "deepseek-legacy" and stream),
     )
-
-
-async def prepare(ctx: ServerContext, chat: ChatRequest) -> PreparedRequest:
-    """The core's prepare, except that llama-server never refuses ``max_tokens`` past the context: it generates
-    up to what fits (finish_reason ``length``)."""
-    return await ctx.service.prepare(chat, clamp_max_tokens=True)

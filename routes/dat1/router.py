@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from routes.dat1 import ids
+from routes.dat1.constraint import prepare
 from routes.dat1.errors import JSON_TYPE, ParseError, render_error
-from routes.dat1.request import parse_request, prepare
+from routes.dat1.request import parse_request
 from routes.dat1.response import completion_body
 from routes.dat1.settings import section
 from routes.dat1.stream import StreamOptions, encode_stream

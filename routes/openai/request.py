@@ -1,13 +1,18 @@
 """vLLM's chat request (OpenAI's fields plus vLLM's extras) into the core's ``ChatRequest``.
 
-The E2E route (vLLM behind a gateway) uses the same model.
+The E2E route (vLLM behind a gateway) uses the same model. ``structured_outputs`` (vLLM's
+``StructuredOutputsParams``) is refused and combined with ``response_format`` as vLLM does, with vLLM's messages;
+the ``guided_*`` fields vLLM removed are ignored with the warning vLLM logs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from routes.shared.completion_request import check_prompt_logprobs
 from routes.shared.openai_request import (
@@ -16,12 +21,146 @@ from routes.shared.openai_request import (
     ToolDef,
     chat_to_core,
     check_logit_bias,
+    response_format_to_core,
     stop_as_list,
 )
 from server.errors import InvalidRequestError
-from server.types import ChatRequest, SamplingOptions
+from server.types import ChatRequest, OutputConstraint, SamplingOptions
+
+log = logging.getLogger(__name__)
 
 INT64 = 2**63 - 1
+
+# vLLM's _REMOVED_GUIDED_FIELDS: accepted, ignored, and named in a warning (once per process), as vLLM does.
+REMOVED_GUIDED_FIELDS = frozenset(
+    {
+        "guided_json",
+        "guided_regex",
+        "guided_choice",
+        "guided_grammar",
+        "guided_decoding_backend",
+        "guided_whitespace_pattern",
+    }
+)
+_warned_guided = False
+
+
+def warn_removed_guided(data: Any) -> Any:
+    """vLLM's warning for the removed guided-decoding fields (a ``model_validator(mode="before")``)."""
+    global _warned_guided
+    removed = sorted(REMOVED_GUIDED_FIELDS & set(data)) if isinstance(data, dict) else []
+    if removed and not _warned_guided:
+        _warned_guided = True
+        log.warning(
+            "Request contains the removed guided-decoding field(s) %s, which are ignored; output will NOT be "
+            "constrained. Use `structured_outputs` (or `response_format`) instead.",
+            removed,
+        )
+    return data
+
+
+class StructuredOutputsIn(BaseModel):
+    """vLLM's ``StructuredOutputsParams`` as its request model reads it. Per request, the xgrammar backend reads
+    only the constraint itself: ``disable_any_whitespace``, ``disable_additional_properties`` and
+    ``whitespace_pattern`` are accepted and, as in vLLM, have no effect (whitespace is an engine setting)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    json_: str | dict[str, Any] | None = Field(None, alias="json")
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+    json_object: bool | None = None
+    disable_any_whitespace: bool = False
+    disable_additional_properties: bool = False
+    whitespace_pattern: str | None = None
+    structural_tag: str | None = None
+
+
+@dataclass
+class _Params:
+    """The fields of vLLM's ``StructuredOutputsParams`` in its order: its error messages print them."""
+
+    json: str | dict[str, Any] | None
+    regex: str | None
+    choice: list[str] | None
+    grammar: str | None
+    json_object: bool | None
+    disable_any_whitespace: bool
+    disable_additional_properties: bool
+    whitespace_pattern: str | None
+    structural_tag: str | None
+
+    KINDS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
+
+    def check(self) -> None:
+        """``StructuredOutputsParams.__post_init__``: exactly one kind."""
+        count = sum(getattr(self, k) is not None for k in self.KINDS)
+        if count == 1:
+            return
+        fields = {**self.__dict__, "_backend": None, "_backend_was_auto": False}
+        if count > 1:
+            raise InvalidRequestError(
+                f"You can only use one kind of structured outputs constraint but multiple are specified: {fields}"
+            )
+        raise InvalidRequestError(
+            f"You must use one kind of structured outputs constraint but none are specified: {fields}"
+        )
+
+
+def structured_to_core(
+    so: StructuredOutputsIn, response_format: dict[str, Any] | None, tool_choice: object
+) -> OutputConstraint:
+    """``structured_outputs`` with ``response_format`` applied over it, refused where vLLM refuses it (its request
+    validators, ``StructuredOutputsParams``, and the checks before it compiles the constraint)."""
+    simple = sum(v is not None for v in (so.json_, so.regex, so.choice))
+    if simple > 1:
+        raise InvalidRequestError(
+            "You can only use one kind of constraints for structured outputs ('json', 'regex' or 'choice')."
+        )
+    if simple and tool_choice not in ("none", "auto", "required"):
+        raise InvalidRequestError("You can only either use constraints for structured outputs or tools, not both.")
+    params = _Params(
+        so.json_,
+        so.regex,
+        so.choice,
+        so.grammar,
+        so.json_object,
+        so.disable_any_whitespace,
+        so.disable_additional_properties,
+        so.whitespace_pattern,
+        so.structural_tag,
+    )
+    params.check()
+    fmt = response_format_to_core(response_format)
+    if fmt.type in ("json_object", "json_schema"):  # vLLM: response_format overrides its own key only
+        override = {"json_object": True} if fmt.type == "json_object" else {"json": fmt.schema}
+        params = replace(params, **override)
+        params.check()
+        if fmt.type == "json_schema":
+            return fmt
+    if params.json_object is not None:
+        if not params.json_object:
+            raise InvalidRequestError(
+                "structured_outputs.json_object must be True if set; omit structured_outputs to disable "
+                "structured outputs"
+            )
+        return OutputConstraint("json_object")
+    if params.json is not None:
+        schema = params.json
+        if isinstance(schema, str):
+            try:
+                schema = json.loads(schema)
+            except ValueError as exc:  # vLLM answers with the decoder's own message
+                raise InvalidRequestError(str(exc)) from None
+        return OutputConstraint("json_schema", schema)
+    if params.regex is not None:
+        return OutputConstraint("regex", pattern=params.regex)
+    if params.choice is not None:
+        return OutputConstraint("choice", choices=params.choice)
+    if params.grammar is not None:
+        return OutputConstraint("grammar", grammar=params.grammar)
+    return OutputConstraint("structural_tag", tag=params.structural_tag)
 
 
 class StreamOptions(BaseModel):
@@ -62,6 +201,7 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
+    structured_outputs: StructuredOutputsIn | None = None
     user: str | None = None
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0, le=INT64)
@@ -71,6 +211,8 @@ class ChatCompletionRequest(BaseModel):
     _stop_list = field_validator("stop")(stop_as_list)
 
     _bias = field_validator("logit_bias")(check_logit_bias)
+
+    _guided = model_validator(mode="before")(warn_removed_guided)
 
     @property
     def choices(self) -> int:
@@ -99,7 +241,7 @@ class ChatCompletionRequest(BaseModel):
             min_tokens=self.min_tokens,
             prompt_logprobs=self.prompt_logprobs,
         )
-        return chat_to_core(
+        chat = chat_to_core(
             messages=self.messages,
             sampling=sampling,
             reasoning_effort=self.reasoning_effort,
@@ -108,3 +250,8 @@ class ChatCompletionRequest(BaseModel):
             response_format=self.response_format,
             request_id=request_id,
         )
+        if self.structured_outputs is not None:
+            # vLLM reads a missing tool_choice as "none", a null one as itself
+            tool_choice = self.tool_choice if "tool_choice" in self.model_fields_set else "none"
+            chat.response_format = structured_to_core(self.structured_outputs, self.response_format, tool_choice)
+        return chat

@@ -9,6 +9,9 @@ honouring max_tokens, stop tokens and aborts exactly like a real engine. Logprob
 deterministic sampler: the chosen token has probability 1 (logprob 0.0), and so has each prompt token
 (``prompt_logprobs``: None for the first, as vLLM reports it).
 
+It replays its script whatever the constraint, but refuses what the vLLM engine refuses: where vLLM is installed,
+``validate`` runs the vLLM engine's own checks (sampling values, constraints compiled by xgrammar).
+
 In ``recording`` mode it replays a folder recorded with ``serve --record`` instead (``server/engine/recording.py``):
 each request's recorded engine steps, as they were, by request hash; a request the recording lacks is refused
 with a 404 naming its hash and the folder.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,7 @@ import yaml
 
 from server import metrics
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.engine.detect import installed_vllm
 from server.engine.recording import Recording, error_from_json, recorded_steps
 from server.errors import ConfigError, EngineUnavailableError
 from server.harmony.encoding import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
@@ -83,6 +87,7 @@ class ScriptedEngine:
         self._seen_prompts: list[list[int]] = []
         self._metrics = metrics.scripted_engine(served_model_name)
         self._started = False
+        self._check: Callable[[GenerationRequest], None] | None = None
         self._info = EngineInfo(
             name="scripted",
             model=served_model_name,
@@ -103,6 +108,11 @@ class ScriptedEngine:
         return self._info
 
     async def start(self) -> None:
+        if installed_vllm() is not None:
+            from server.engine import vllm_engine
+
+            await asyncio.to_thread(vllm_engine.load_checks)
+            self._check = vllm_engine.check_request
         self._started = True
 
     async def shutdown(self) -> None:
@@ -118,8 +128,10 @@ class ScriptedEngine:
         return len(self._running)
 
     def validate(self, request: GenerationRequest) -> None:
-        """Scripts play whatever the constraint: nothing to check. A recording must hold the request (else 404), and
-        refuses it again where the recorded engine did."""
+        """The vLLM engine's checks where vLLM is installed (the script runs whatever the constraint). A recording must
+        hold the request (else 404), and refuses it again where the recorded engine did."""
+        if self._check is not None:
+            self._check(request)
         if self._recording is None:
             return
         take = self._recording.peek(request)

@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from server import textonly
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
-from server.errors import EngineUnavailableError, InvalidRequestError, RateLimitError
+from server.errors import EngineUnavailableError, InvalidConstraintError, InvalidRequestError, RateLimitError
 from server.offline import stay_offline
 from server.settings import VllmSettings
 from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
@@ -74,6 +74,64 @@ def build_engine_args(settings: VllmSettings, model: str, served_model_name: str
         args["data_parallel_size"] = settings.data_parallel_size
     args.update(settings.extra_args)
     return args
+
+
+def sampling_params(request: GenerationRequest, defaults: Mapping[str, Any] | None = None) -> Any:
+    """vLLM's ``SamplingParams`` for ``request``; ``defaults`` fill the sampling values it leaves unset (the model's
+    generation config). What vLLM refuses is an ``InvalidRequestError`` with vLLM's own message."""
+    from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+    s = request.sampling
+    kwargs: dict[str, Any] = {
+        "n": 1,
+        "max_tokens": request.max_tokens,
+        "stop_token_ids": list(request.stop_token_ids),
+        "detokenize": False,
+        "skip_special_tokens": False,
+        "output_kind": RequestOutputKind.DELTA,
+        "ignore_eos": s.ignore_eos,
+        "min_tokens": s.min_tokens,
+        "seed": s.seed,
+        "logit_bias": s.logit_bias,
+    }
+    for name in _SAMPLING_FIELDS:
+        value = getattr(s, name)
+        if value is None and defaults:
+            value = defaults.get(name)
+        if value is not None:
+            kwargs[name] = value
+    if s.logprobs:
+        kwargs["logprobs"] = s.top_logprobs
+    if s.prompt_logprobs is not None:
+        kwargs["prompt_logprobs"] = s.prompt_logprobs
+    try:
+        if request.constraint is not None:
+            kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
+        return SamplingParams(**kwargs)
+    except Exception as exc:
+        raise _request_error(exc) from exc
+
+
+def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None = None) -> None:
+    """What vLLM checks before it runs a request: the sampling parameters, and the constraint compiled by xgrammar
+    (``InvalidConstraintError`` with vLLM's message). The vLLM engine's ``validate``; the scripted engine runs it too
+    wherever vLLM is installed, so both refuse the same requests with the same errors."""
+    params = sampling_params(request, defaults)
+    if params.structured_outputs is None:
+        return
+    from vllm.exceptions import VLLMClientError
+    from vllm.v1.structured_output.backend_xgrammar import validate_xgrammar_grammar
+
+    try:
+        validate_xgrammar_grammar(params)
+    except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
+        raise InvalidConstraintError(_message(exc), param=getattr(exc, "parameter", None)) from exc
+
+
+def load_checks() -> None:
+    """Import what ``check_request`` uses (vLLM, xgrammar: seconds), so that no request waits for it."""
+    import vllm.sampling_params
+    import vllm.v1.structured_output.backend_xgrammar  # noqa: F401
 
 
 class VllmEngine:
@@ -158,56 +216,13 @@ class VllmEngine:
 
     def validate(self, request: GenerationRequest) -> None:
         """Build the sampling parameters and compile-check any grammar, before the first byte is sent."""
-        params = self._sampling_params(request)
-        if params.structured_outputs is None:
-            return
-        from vllm.exceptions import VLLMClientError
-        from vllm.v1.structured_output.backend_xgrammar import validate_xgrammar_grammar
-
-        try:
-            validate_xgrammar_grammar(params)
-        except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
-            message = f"Invalid structured output specification: {_message(exc)}"
-            raise InvalidRequestError(message, param="response_format") from exc
-
-    def _sampling_params(self, request: GenerationRequest) -> Any:
-        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
-
-        s = request.sampling
-        kwargs: dict[str, Any] = {
-            "n": 1,
-            "max_tokens": request.max_tokens,
-            "stop_token_ids": list(request.stop_token_ids),
-            "detokenize": False,
-            "skip_special_tokens": False,
-            "output_kind": RequestOutputKind.DELTA,
-            "ignore_eos": s.ignore_eos,
-            "min_tokens": s.min_tokens,
-            "seed": s.seed,
-            "logit_bias": s.logit_bias,
-        }
-        for name in _SAMPLING_FIELDS:
-            value = getattr(s, name)
-            if value is None:
-                value = self._defaults.get(name)
-            if value is not None:
-                kwargs[name] = value
-        if s.logprobs:
-            kwargs["logprobs"] = s.top_logprobs
-        if s.prompt_logprobs is not None:
-            kwargs["prompt_logprobs"] = s.prompt_logprobs
-        if request.constraint is not None:
-            kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
-        try:
-            return SamplingParams(**kwargs)
-        except Exception as exc:
-            raise _request_error(exc) from exc
+        check_request(request, self._defaults)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
         from vllm.inputs import TokensPrompt
 
         await self.check_health()
-        params = self._sampling_params(request)
+        params = sampling_params(request, self._defaults)
         prompt = TokensPrompt(prompt_token_ids=request.prompt_token_ids)
         want_logprobs = params.logprobs is not None
         outputs = self._llm.generate(prompt, params, request.request_id)

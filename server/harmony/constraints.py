@@ -2,8 +2,11 @@
 
 The grammar lets the model reason first (one optional analysis message, at most ``reasoning_budget`` tokens when
 a budget is set: the grammar then closes the analysis and opens the answer itself), and then forces either a
-final answer matching the JSON schema, or a call to one of the allowed functions whose arguments match that
-function's parameter schema. Once the JSON is complete only a stop token (``<|return|>``/``<|call|>``) can follow.
+final answer matching the request's ``OutputConstraint`` (a JSON schema or any object, a regex, one of a list of
+choices, an EBNF grammar: xgrammar's ``json_schema``, ``regex``, ``or`` of ``const_string``, ``grammar`` formats, as
+vLLM maps its structured outputs), or a call to one of the allowed functions whose arguments match that function's
+parameter schema. Once the answer is complete only a stop token (``<|return|>``/``<|call|>``) can follow. A client's
+own structural tag (``structural_tag``) is passed through unframed, as vLLM does.
 
 Harmony's control tokens are matched by token id (xgrammar's ``token`` format): spelled as text they would be
 ordinary tokens, and the harmony parser would never see the channel change. The result is engine-neutral:
@@ -17,7 +20,7 @@ from typing import Any
 
 from server.errors import InvalidRequestError
 from server.harmony.encoding import CHANNEL, CONSTRAIN, END, MESSAGE, START
-from server.types import ChatRequest, FunctionTool
+from server.types import ChatRequest, FunctionTool, OutputConstraint
 
 # Whitespace between JSON tokens is capped: an unconstrained run of spaces is how a weak model loops.
 MAX_JSON_WHITESPACE = 1
@@ -42,7 +45,30 @@ def _sequence(*elements: dict[str, Any]) -> dict[str, Any]:
 
 def final_json(schema: dict[str, Any]) -> dict[str, Any]:
     """``<|channel|>final<|message|>{json}``"""
-    return _sequence(_token(CHANNEL), _text("final"), _token(MESSAGE), _json(schema))
+    return final_answer(_json(schema))
+
+
+def final_answer(content: dict[str, Any]) -> dict[str, Any]:
+    """``<|channel|>final<|message|>`` and then ``content``."""
+    return _sequence(_token(CHANNEL), _text("final"), _token(MESSAGE), content)
+
+
+def answer_format(fmt: OutputConstraint) -> dict[str, Any] | None:
+    """The xgrammar format the final answer must match; None for free text."""
+    if fmt.type == "json_object":
+        return _json(_ANY_OBJECT)
+    if fmt.type == "json_schema":
+        schema = fmt.schema if fmt.schema else _ANY_OBJECT
+        if not isinstance(schema, dict):
+            raise InvalidRequestError("response_format.json_schema.schema must be an object.", param="response_format")
+        return _json(schema)
+    if fmt.type == "regex":
+        return {"type": "regex", "pattern": fmt.pattern or ""}
+    if fmt.type == "choice":
+        return {"type": "or", "elements": [_text(c) for c in fmt.choices or []]}
+    if fmt.type == "grammar":
+        return {"type": "grammar", "grammar": fmt.grammar or ""}
+    return None
 
 
 def function_call(tool: FunctionTool) -> dict[str, Any]:
@@ -77,18 +103,17 @@ def output_constraint(request: ChatRequest, reasoning_budget: int | None = None)
     """The constraint for this request, or None when the output is free."""
     choice = request.tool_choice
     fmt = request.response_format
+    if fmt.type == "structural_tag" and choice.mode not in ("function", "required"):
+        return {"structural_tag": fmt.tag or ""}
     answers: list[dict[str, Any]] = []
     if choice.mode == "function":
         answers = [function_call(t) for t in request.tools if t.name == choice.name]
     elif choice.mode == "required":
         answers = [function_call(t) for t in request.tools]
-    elif fmt.type in ("json_object", "json_schema"):
-        schema = fmt.schema if fmt.type == "json_schema" and fmt.schema else _ANY_OBJECT
-        if not isinstance(schema, dict):
-            raise InvalidRequestError("response_format.json_schema.schema must be an object.", param="response_format")
+    elif (content := answer_format(fmt)) is not None:
         if choice.mode == "auto":
             answers = [function_call(t) for t in request.tools]
-        answers.append(final_json(schema))
+        answers.append(final_answer(content))
     if not answers:
         return None
     answer = answers[0] if len(answers) == 1 else {"type": "or", "elements": answers}
