@@ -131,6 +131,7 @@ class Dat1Request:
     timings_per_token: bool
     include_usage: bool  # era C: stream_options.include_usage
     raw_reasoning: bool  # the analysis text goes to `content` as raw harmony text
+    n: int = 1  # choices (`n_cmpl`, with Dat1Settings.n_cmpl)
 
 
 CONTENT_REF = (
@@ -367,7 +368,7 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
         raise ParseError(f"Invalid tool_choice: {choice}")
     if len(messages) >= 2 and messages[-1].role == "assistant" and messages[-2].role == "assistant":
         raise ParseError("Cannot have 2 or more assistant messages at the end of the list.")
-    if json_int(body, "n", 1) != 1:
+    if not settings.n_cmpl and json_int(body, "n", 1) != 1:
         raise ParseError("Only one completion choice is allowed")
     n_probs: int | None = None
     if json_bool(body, "logprobs", False):
@@ -396,10 +397,13 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
         if value not in ("none", "auto", "deepseek", "deepseek-legacy"):
             raise InvalidRequestError(f"Unknown reasoning format: {value}", param="reasoning_format")
         reasoning_format = value
+    n_cmpl = json_int(body, "n_cmpl", json_int(body, "n", 1)) if settings.n_cmpl else 1
     stops = parse_stop(body.get("stop"))
     logit_bias = parse_logit_bias(body.get("logit_bias"))
     seed = json_int(body, "seed", -1) % 2**32  # uint32; 0xFFFFFFFF is LLAMA_DEFAULT_SEED (random)
     model = json_str(body, "model", settings.model_name) if settings.echo_request_model else settings.model_name
+    if n_cmpl > settings.n_parallel:  # the last check of params_from_json_cmpl
+        raise InvalidRequestError("n_cmpl cannot be greater than the number of slots, please increase -np", param="n")
 
     temperature = json_float(body, "temperature", settings.temperature)
     top_p = json_float(body, "top_p", settings.top_p)
@@ -440,6 +444,7 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
         timings_per_token=json_bool(body, "timings_per_token", False),
         include_usage=json_bool(_get(body, "stream_options"), "include_usage", False),
         raw_reasoning=reasoning_format == "none" or (reasoning_format == "deepseek-legacy" and stream),
+        n=max(n_cmpl, 1),  # below 1: one task, no children
     )
 
 
