@@ -10,9 +10,7 @@ from typing import Any
 from routes.dat1.errors import ParseError
 from routes.dat1.settings import Dat1Settings
 from server.context import ServerContext
-from server.errors import (
-    InvalidRequestError,
-)
+from server.errors import InvalidRequestError
 from server.harmony.encoding import get_encoding
 from server.http.jsonio import dumps
 from server.service import PreparedRequest
@@ -33,7 +31,6 @@ N_VOCAB = 201088
 MAX_LOGPROBS = 20  # the engine's max_logprobs; llama-server itself has no bound
 
 MAX_TOOLS = 128
-
 MAX_LOGIT_BIAS = 1024
 
 # A text key of logit_bias is tokenized on the event loop (BPE is quadratic in a word's length: a 100k-letter key
@@ -397,12 +394,11 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
         if value not in ("none", "auto", "deepseek", "deepseek-legacy"):
             raise InvalidRequestError(f"Unknown reasoning format: {value}", param="reasoning_format")
         reasoning_format = value
-    n_cmpl = json_int(body, "n_cmpl", json_int(body, "n", 1)) if settings.n_cmpl else 1
     stops = parse_stop(body.get("stop"))
     logit_bias = parse_logit_bias(body.get("logit_bias"))
     seed = json_int(body, "seed", -1) % 2**32  # uint32; 0xFFFFFFFF is LLAMA_DEFAULT_SEED (random)
     model = json_str(body, "model", settings.model_name) if settings.echo_request_model else settings.model_name
-    if n_cmpl > settings.n_parallel:  # the last check of params_from_json_cmpl
+    if (n_cmpl := json_int(body, "n_cmpl", json_int(body, "n", 1)) if settings.n_cmpl else 1) > settings.n_parallel:
         raise InvalidRequestError("n_cmpl cannot be greater than the number of slots, please increase -np", param="n")
 
     temperature = json_float(body, "temperature", settings.temperature)
