@@ -30,6 +30,17 @@ def check_count(n: int, limits: LimitsSettings, param: str = "n") -> None:
         raise InvalidRequestError(f"{param} must be at most {limits.max_n}, got {n}.", param=param)
 
 
+def check_batch(prompts: int, n: int, limits: LimitsSettings) -> None:
+    """Refuse a batch whose engine requests (``prompts`` x ``n``) pass ``limits.max_batch_requests`` (a 400)."""
+    check_count(n, limits)
+    if prompts * n > limits.max_batch_requests:
+        raise InvalidRequestError(
+            f"A request may start at most {limits.max_batch_requests} generations (prompts x n), "
+            f"got {prompts} prompts x n={n}.",
+            param="prompt",
+        )
+
+
 def replicate(prepared: PreparedRequest, n: int) -> list[PreparedRequest]:
     """The ``n`` choices of ``prepared`` (itself alone when ``n == 1``), ids and seeds as vLLM gives its children."""
     if n == 1:

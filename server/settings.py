@@ -245,6 +245,11 @@ class LimitsSettings(Section):
     # Choices one request may ask for (``n``; a batch of prompts counts each prompt's): each is an engine request
     # holding an admission slot, so one request takes at most this share of max_concurrent_requests. Over it: 400.
     max_n: int = Field(16, ge=1, le=1024)
+    # Engine requests one request may start: prompts x n of a completions batch (each prompt's n choices). Each holds
+    # an admission slot, so 64 keeps one batch to a quarter of the default max_concurrent_requests (a batch is
+    # admitted whole or refused with 429, never left waiting half-admitted) while still fitting 4 prompts x the
+    # largest n, or 64 single prompts. Over it: 400.
+    max_batch_requests: int = Field(64, ge=1, le=4096)
     # Engine steps batched into one streamed event (like vLLM's --stream-interval).
     stream_interval: int = Field(1, ge=1, le=1024)
     max_stop_sequences: int = Field(16, ge=0)

@@ -220,8 +220,9 @@ def test_prompt_logprobs_on_completions_and_chat(scripted_server: LiveServer) ->
         ({"prompt": PROMPT, "suffix": "!"}, "suffix", "suffix is only supported for models with FIM"),
         ({"prompt": [1, 2], "suffix": "!"}, "suffix", "suffix requires text prompt input"),
         ({"prompt": PROMPT, "suffix": "!", "echo": True}, "suffix", "Echo is unsupported with suffix."),
-        ({"prompt": ["a", "b"]}, "prompt", "one prompt per request"),
-        ({"prompt": PROMPT, "n": 2}, "n", "Only n=1"),
+        ({"prompt": [PROMPT] * 5, "n": 13}, "prompt", "at most 64 generations (prompts x n), got 5 prompts x n=13"),
+        ({"prompt": PROMPT, "n": 17}, "n", "n must be at most 16, got 17."),
+        ({"prompt": PROMPT, "n": 2, "temperature": 0}, None, "n must be 1 when using greedy sampling, got 2."),
         ({"prompt": ""}, "prompt", "Either prompt or prompt_embeds must be provided"),
         ({}, "prompt", "Either prompt or prompt_embeds must be provided"),
         ({"prompt": []}, "prompt", "The prompt is empty."),
@@ -237,7 +238,7 @@ def test_prompt_logprobs_on_completions_and_chat(scripted_server: LiveServer) ->
     ],
 )
 def test_refusals_in_openais_envelope(
-    scripted_server: LiveServer, body: dict[str, Any], param: str, message: str
+    scripted_server: LiveServer, body: dict[str, Any], param: str | None, message: str
 ) -> None:
     r = post(scripted_server, body)
     assert r.status_code == 400, r.text

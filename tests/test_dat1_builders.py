@@ -82,7 +82,7 @@ def test_documented_example_bytes() -> None:
     )
     # the docs' prompt_n is 1 of 33 prompt tokens: 32 came from llama-server's prompt cache
     body = response.completion_body(
-        result, completion_id=COMPLETION_ID, model="gpt-3.5-turbo", settings=Dat1Settings(), cache_n=32
+        [result], completion_id=COMPLETION_ID, model="gpt-3.5-turbo", settings=Dat1Settings(), cache_n=32
     )
     assert dumps(body) == json.dumps(DOC_RESPONSE, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -135,10 +135,10 @@ def test_timings_math() -> None:
 # ---- stream encoder -------------------------------------------------------------------------------------
 
 
-def events(*items: Event) -> AsyncIterator[Event]:
-    async def gen() -> AsyncIterator[Event]:
+def events(*items: Event) -> AsyncIterator[tuple[int, Event]]:
+    async def gen() -> AsyncIterator[tuple[int, Event]]:
         for item in items:
-            yield item
+            yield 0, item
 
     return gen()
 

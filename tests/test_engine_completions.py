@@ -5,6 +5,7 @@ as it reports them (the first token None, then the prompt token first with its r
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import openai
 import pytest
@@ -69,3 +70,37 @@ def test_prompt_logprobs_from_the_engine(vllm_server: LiveServer) -> None:
     answer = r.json()
     assert answer["prompt_logprobs"][0] is None and len(answer["prompt_logprobs"]) == answer["usage"]["prompt_tokens"]
     assert all(len(entry) == 1 for entry in answer["prompt_logprobs"][1:])  # the prompt token alone
+
+
+def test_a_batch_with_n_choices(client: openai.OpenAI) -> None:
+    """Two prompts with n=2 each: four choices, prompt i's j-th at index 2i + j, usage counting each prompt once and
+    every choice's tokens; streamed, each choice has its own tokens and finish, and usage after them all."""
+    prompts = [PROMPT, "<|start|>user<|message|>Count to three.<|end|><|start|>assistant"]
+    params: dict[str, Any] = {
+        "model": "gpt-oss-120b",
+        "prompt": prompts,
+        "n": 2,
+        "max_tokens": 6,
+        "temperature": 1.0,
+        "extra_body": {"return_token_ids": True, "ignore_eos": True},
+    }
+    whole = client.completions.create(seed=11, **params)
+    assert [c.index for c in whole.choices] == [0, 1, 2, 3]
+    assert [c.model_extra["prompt_token_ids"] for c in whole.choices] == [
+        encode_prompt(p) for p in prompts for _ in "ab"
+    ]
+    assert all(len(c.model_extra["token_ids"]) == 6 and c.finish_reason == "length" for c in whole.choices)
+    assert whole.usage is not None and whole.usage.completion_tokens == 24
+    assert whole.usage.prompt_tokens == sum(len(encode_prompt(p)) for p in prompts)
+    stream = client.completions.create(seed=11, stream=True, stream_options={"include_usage": True}, **params)
+    chunks = list(stream)
+    tokens: dict[int, list[int]] = {}
+    for chunk in chunks[:-1]:
+        (choice,) = chunk.choices
+        tokens.setdefault(choice.index, []).extend(choice.model_extra.get("token_ids") or [])
+    assert sorted(tokens) == [0, 1, 2, 3] and all(len(t) == 6 for t in tokens.values())
+    finished = sorted(c.choices[0].index for c in chunks[:-1] if c.choices[0].finish_reason == "length")
+    assert finished == [0, 1, 2, 3]
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None and usage.completion_tokens == 24
+    assert usage.prompt_tokens == whole.usage.prompt_tokens

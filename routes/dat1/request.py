@@ -10,9 +10,7 @@ from typing import Any
 from routes.dat1.constraint import to_ebnf
 from routes.dat1.errors import ParseError
 from routes.dat1.settings import Dat1Settings
-from server.errors import (
-    InvalidRequestError,
-)
+from server.errors import InvalidRequestError
 from server.harmony.encoding import get_encoding
 from server.http.jsonio import dumps
 from server.types import (
@@ -32,7 +30,6 @@ N_VOCAB = 201088
 MAX_LOGPROBS = 20  # the engine's max_logprobs; llama-server itself has no bound
 
 MAX_TOOLS = 128
-
 MAX_LOGIT_BIAS = 1024
 
 # A text key of logit_bias is tokenized on the event loop (BPE is quadratic in a word's length: a 100k-letter key
@@ -130,6 +127,7 @@ class Dat1Request:
     timings_per_token: bool
     include_usage: bool  # era C: stream_options.include_usage
     raw_reasoning: bool  # the analysis text goes to `content` as raw harmony text
+    n: int = 1  # choices (`n_cmpl`, with Dat1Settings.n_cmpl)
 
 
 CONTENT_REF = (
@@ -371,7 +369,7 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
         raise ParseError("Cannot use custom grammar constraints with tools.")
     if len(messages) >= 2 and messages[-1].role == "assistant" and messages[-2].role == "assistant":
         raise ParseError("Cannot have 2 or more assistant messages at the end of the list.")
-    if json_int(body, "n", 1) != 1:
+    if not settings.n_cmpl and json_int(body, "n", 1) != 1:
         raise ParseError("Only one completion choice is allowed")
     n_probs: int | None = None
     if json_bool(body, "logprobs", False):
@@ -404,6 +402,8 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
     logit_bias = parse_logit_bias(body.get("logit_bias"))
     seed = json_int(body, "seed", -1) % 2**32  # uint32; 0xFFFFFFFF is LLAMA_DEFAULT_SEED (random)
     model = json_str(body, "model", settings.model_name) if settings.echo_request_model else settings.model_name
+    if (n_cmpl := json_int(body, "n_cmpl", json_int(body, "n", 1)) if settings.n_cmpl else 1) > settings.n_parallel:
+        raise InvalidRequestError("n_cmpl cannot be greater than the number of slots, please increase -np", param="n")
 
     temperature = json_float(body, "temperature", settings.temperature)
     top_p = json_float(body, "top_p", settings.top_p)
@@ -444,4 +444,5 @@ def parse_request(body: dict[str, Any], settings: Dat1Settings, *, request_id: s
         timings_per_token=json_bool(body, "timings_per_token", False),
         include_usage=json_bool(_get(body, "stream_options"), "include_usage", False),
         raw_reasoning=reasoning_format == "none" or (reasoning_format == "deepseek-legacy" and stream),
+        n=max(n_cmpl, 1),  # below 1: one task, no children
     )

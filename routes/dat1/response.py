@@ -105,8 +105,19 @@ def message_body(result: ChatResult, *, raw_reasoning: bool) -> dict[str, Any]:
     return message
 
 
+def choice_body(result: ChatResult, index: int, *, n_probs: int = 0, raw_reasoning: bool = False) -> dict[str, Any]:
+    choice: dict[str, Any] = {
+        "finish_reason": finish_reason(result.finish_reason),
+        "index": index,
+        "message": message_body(result, raw_reasoning=raw_reasoning),
+    }
+    if n_probs > 0 and result.logprobs:
+        choice["logprobs"] = probs_body(result.logprobs)
+    return choice
+
+
 def completion_body(
-    result: ChatResult,
+    results: list[ChatResult],
     *,
     completion_id: str,
     model: str,
@@ -116,18 +127,14 @@ def completion_body(
     timings: bool = True,
     cache_n: int = 0,
 ) -> dict[str, Any]:
-    """``to_json_oaicompat_chat``: choices, created, model, system_fingerprint, object, usage, id, timings."""
+    """``to_json_oaicompat_chat``: choices, created, model, system_fingerprint, object, usage, id, timings. With
+    ``n_cmpl`` choices, llama-server answers choice 0's body with every choice's ``choices`` entry appended: usage
+    and timings are choice 0's alone."""
     era = settings.stream_era
-    choice: dict[str, Any] = {
-        "finish_reason": finish_reason(result.finish_reason),
-        "index": 0,
-        "message": message_body(result, raw_reasoning=raw_reasoning),
-    }
-    if n_probs > 0 and result.logprobs:
-        choice["logprobs"] = probs_body(result.logprobs)
-    usage = result.usage
+    first = results[0]
+    usage = first.usage
     body: dict[str, Any] = {
-        "choices": [choice],
+        "choices": [choice_body(r, i, n_probs=n_probs, raw_reasoning=raw_reasoning) for i, r in enumerate(results)],
         "created": ids.now(),
         "model": model,
         "system_fingerprint": settings.system_fingerprint,
@@ -136,7 +143,7 @@ def completion_body(
         "id": completion_id,
     }
     if timings:
-        t = result.timings
+        t = first.timings
         prompt_n = usage.prompt_tokens - cache_n
         body["timings"] = timings_body(
             prompt_n, t.prompt_ms, usage.completion_tokens, t.predicted_ms, era=era, cache_n=cache_n

@@ -11,7 +11,8 @@ from routes.dat1.request import parse_request
 from routes.dat1.response import completion_body
 from routes.dat1.settings import section
 from routes.dat1.stream import StreamOptions, encode_stream
-from routes.shared.run import Ctx, complete, open_stream
+from routes.shared.run import Ctx, complete_choices, open_choices
+from server.choices import check_count, replicate
 from server.context import ServerContext
 from server.errors import (
     InvalidRequestError,
@@ -58,10 +59,12 @@ async def chat(request: Request, ctx: ServerContext, *, openai_route: bool) -> R
         raise ParseError(f"At most {ctx.settings.limits.max_messages} messages are allowed.")
     completion_id = ids.new_id()
     parsed = parse_request(body, settings, request_id=completion_id)
+    check_count(parsed.n, ctx.settings.limits)
     prepared = await prepare(ctx, parsed.chat)
+    choices = replicate(prepared, parsed.n)
     timings = settings.openai_route_timings or not openai_route
     if parsed.stream:
-        events = await open_stream(ctx, prepared)
+        events = await open_choices(ctx, choices)
         opts = StreamOptions(
             completion_id=completion_id,
             model=parsed.model,
@@ -74,11 +77,11 @@ async def chat(request: Request, ctx: ServerContext, *, openai_route: bool) -> R
         )
         # llama-server's content type has no charset parameter
         headers = {"Content-Type": "text/event-stream"}
-        return sse_response(encode_stream(events, settings=settings, opts=opts), headers=headers)
-    result = await complete(ctx, request, prepared)
+        return sse_response(encode_stream(events, settings=settings, opts=opts, n=parsed.n), headers=headers)
+    answer = await complete_choices(ctx, request, choices)
     payload = completion_body(
-        result,
-        cache_n=result.usage.cached_tokens,
+        answer.results,
+        cache_n=answer.results[0].usage.cached_tokens,
         completion_id=completion_id,
         model=parsed.model,
         settings=settings,

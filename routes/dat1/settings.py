@@ -46,6 +46,14 @@ class Dat1Settings(ProviderSection):
     # The Aug-2025 build answers errors found while parsing the chat body (invalid JSON, messages, n != 1,
     # top_logprobs, response_format, tools) with 500 server_error; the spec's table and newer builds say 400.
     parse_errors_as_server_error: bool = False
+    # `n` (UNKNOWN which dat1 runs). Off: the documented Aug-2025 build refuses n != 1 ("Only one completion choice
+    # is allowed"). On: builds since Jan 2026 read `n` as an alias of `n_cmpl` (which wins): that many choices, each
+    # its own slot, sampled with seed + i; more than n_parallel is a 400. The answer is choice 0's body with every
+    # choice in `choices` (usage and timings stay choice 0's, as llama-server merges them); a stream carries each
+    # choice's chunks and its own final chunk(s), then one [DONE].
+    n_cmpl: bool = False
+    # llama-server's --parallel (its slots; the newer builds' default -1 means 4), the bound on n with n_cmpl.
+    n_parallel: int = Field(4, ge=1, le=1024)
     # UNKNOWN whether `timings` also appear on the open-ai route (the same llama-server answers it).
     openai_route_timings: bool = True
     # llama-server's sampling defaults, used where the request omits a value (or sends a wrong type).

@@ -10,7 +10,7 @@ from routes.openai import ids
 from routes.openai.errors import render_error, stream_error
 from routes.openai.request import ChatCompletionRequest
 from routes.openai.response import check_model, model_card, shape
-from routes.openai.settings import NAME
+from routes.openai.settings import NAME, section
 from routes.shared.completion_request import CompletionRequest
 from routes.shared.run import Ctx, complete_choices, open_choices, parse_body
 from routes.shared.vllm_completion import respond
@@ -102,6 +102,7 @@ def _mount(api: APIRouter, prefix: str) -> None:
             completion_id=completion_id,
             created=int(ids.now()),
             stream_error=stream_error,
+            harmony_output=section(ctx).completions_harmony_output,
         )
 
     @api.get(prefix + MODELS_PATH, include_in_schema=not prefix)

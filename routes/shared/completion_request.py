@@ -1,9 +1,10 @@
 """vLLM's legacy completion request (``POST /v1/completions``: OpenAI's fields plus vLLM's extras) into the core's
 ``PromptRequest``: the caller's own prompt, with no harmony rendering.
 
-The prompt is a string, a list of strings, token ids or a list of token-id lists (a batch); this server answers one
-prompt and one choice per request. ``suffix`` is refused as vLLM refuses it for a model without fill-in-the-middle
-rendering (gpt-oss has none). Validation errors carry vLLM's messages.
+The prompt is a string, a list of strings, token ids or a list of token-id lists (a batch): each prompt is its own
+``PromptRequest`` (ids ``{id}-{i}``, as vLLM names them), each run ``n`` times (``server/choices.py``), choice
+``i * n + j`` being prompt ``i``'s ``j``-th. ``suffix`` is refused as vLLM refuses it for a model without
+fill-in-the-middle rendering (gpt-oss has none). Validation errors carry vLLM's messages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ INT64 = 2**63 - 1
 MAX_LOGPROBS = 20  # vLLM's default --max-logprobs
 MAX_PROMPTS = 1024  # VLLM_MAX_COMPLETION_PROMPTS
 DEFAULT_MAX_TOKENS = 16  # vLLM's (and OpenAI's) default for completions
+SAMPLING_EPS = 1e-5  # vLLM's: a temperature below it is greedy sampling
 
 TokenId = Annotated[int, Field(ge=0)]
 
@@ -117,15 +119,16 @@ class CompletionRequest(BaseModel):
                     "suffix is only supported for models with FIM completion rendering", param="suffix"
                 )
             raise InvalidRequestError("suffix requires text prompt input for FIM completion rendering", param="suffix")
-        if self.n not in (None, 1):
-            raise InvalidRequestError("Only n=1 is supported.", param="n")
-        if len(self.prompts()) > 1:
-            raise InvalidRequestError(
-                "This server answers one prompt per request; send the prompts of a batch as separate requests.",
-                param="prompt",
-            )
         if self.max_tokens is not None and self.max_tokens < (0 if self.echo else 1):  # vLLM's SamplingParams
             raise InvalidRequestError(f"max_tokens must be at least 1, got {self.max_tokens}.", param="max_tokens")
+        if self.choices > 1 and self.temperature is not None and self.temperature < SAMPLING_EPS:
+            # vLLM's SamplingParams: n identical greedy answers are refused, not computed
+            raise InvalidRequestError(f"n must be 1 when using greedy sampling, got {self.choices}.")
+
+    @property
+    def choices(self) -> int:
+        """``n``: the choices of each prompt (null is the default, 1)."""
+        return self.n or 1
 
     def prompts(self) -> list[str | list[int]]:
         """The batch: each prompt as text or token ids."""
@@ -148,9 +151,9 @@ class CompletionRequest(BaseModel):
         """``echo`` with ``max_tokens=0``: the answer is the prompt (vLLM still runs one token, and counts it)."""
         return bool(self.echo) and self.max_tokens == 0
 
-    def to_core(self, request_id: str) -> PromptRequest:
-        """The one prompt of this request (``check`` first)."""
-        (prompt,) = self.prompts()
+    def to_core(self, request_id: str, *, harmony_output: bool = False) -> list[PromptRequest]:
+        """One core request per prompt of the batch, ids ``{request_id}-{i}`` (``check`` first). ``harmony_output``:
+        the output is decoded as a harmony turn (a route's setting; vLLM decodes plain text)."""
         sampling = SamplingOptions(
             max_tokens=1 if self.echo_only else self.max_tokens,
             temperature=self.temperature,
@@ -172,28 +175,43 @@ class CompletionRequest(BaseModel):
             if self.prompt_logprobs is not None or not self.echo
             else self.logprobs,
         )
-        return PromptRequest(prompt=prompt, sampling=sampling, request_id=request_id)
+        return [
+            PromptRequest(
+                prompt=prompt, sampling=sampling, harmony_output=harmony_output, request_id=f"{request_id}-{i}"
+            )
+            for i, prompt in enumerate(self.prompts())
+        ]
 
 
 @dataclass(frozen=True, slots=True)
 class CompletionOptions:
     """What the answer's shape depends on, besides the result."""
 
-    echo: str | None  # the prompt's text to put before the answer (``echo``)
+    echo: list[str] | None  # per prompt, its text to put before each of its answers (``echo``)
     echo_only: bool  # ``echo`` with ``max_tokens=0``: the prompt alone
     logprobs: int | None
     return_token_ids: bool
     tokens_as_ids: bool
     include_usage: bool = False
     continuous_usage: bool = False
+    n: int = 1  # choices per prompt: choice ``i`` answers prompt ``i // n``
+    reasoning: bool = False  # harmony-decoded output: the answer is ``text``, the reasoning its own key
+
+    def echo_of(self, choice: int) -> str | None:
+        return None if self.echo is None else self.echo[choice // self.n]
 
 
-def options_of(body: CompletionRequest, prompt_token_ids: list[int]) -> CompletionOptions:
-    """The answer's options; the echoed text is the prompt as sent (token ids decoded, special tokens spelled out)."""
-    (prompt,) = body.prompts()
+def options_of(
+    body: CompletionRequest, prompt_token_ids: list[list[int]], *, reasoning: bool = False
+) -> CompletionOptions:
+    """The answer's options; each echoed text is its prompt as sent (token ids decoded, special tokens spelled
+    out), and empty with ``return_token_ids`` (as vLLM does)."""
     echo = None
     if body.echo:
-        echo = "" if body.return_token_ids else (prompt if isinstance(prompt, str) else full_text(prompt_token_ids))
+        echo = [
+            "" if body.return_token_ids else (prompt if isinstance(prompt, str) else full_text(ids))
+            for prompt, ids in zip(body.prompts(), prompt_token_ids, strict=True)
+        ]
     stream = body.stream_options
     return CompletionOptions(
         echo=echo,
@@ -203,4 +221,6 @@ def options_of(body: CompletionRequest, prompt_token_ids: list[int]) -> Completi
         tokens_as_ids=bool(body.return_tokens_as_token_ids),
         include_usage=bool(stream and stream.include_usage),
         continuous_usage=bool(stream and stream.continuous_usage_stats),
+        n=body.choices,
+        reasoning=reasoning,
     )

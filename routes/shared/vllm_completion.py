@@ -1,11 +1,15 @@
 """vLLM's legacy completion object and stream (``text_completion``), for the routes that are vLLM's OpenAI server.
 
-The answer is the output's text (an echoed prompt before it), ``logprobs`` in the completions format (``tokens``,
-``token_logprobs``, ``top_logprobs`` dicts keyed by token text, ``text_offset``), ``stop_reason``, the prompt's
-``prompt_logprobs`` and the era's keys of ``routes/shared/vllm_response.py``'s ``VllmShape``. The stream sends one chunk
-per delta (the echo with the first) and ends with the finish chunk, which carries the text and logprobs of trailing
-tokens that have no text (the ``<|return|>`` that ended the turn), as vLLM's last chunk does; then a ``choices: []``
-usage chunk with ``stream_options.include_usage``, then ``[DONE]``.
+Each choice is the output's text (its prompt echoed before it), ``logprobs`` in the completions format (``tokens``,
+``token_logprobs``, ``top_logprobs`` dicts keyed by token text, ``text_offset``), ``stop_reason``, its prompt's
+``prompt_logprobs`` and the era's keys of ``routes/shared/vllm_response.py``'s ``VllmShape``; a batch of prompts with
+``n`` choices each answers ``prompts x n`` choices, prompt ``i``'s ``j``-th at index ``i * n + j``, usage counting
+each prompt once and every choice's output (vLLM's ``serving_completion``). The stream sends one chunk per delta of
+one choice, as the choices' deltas arrive (the echo with a choice's first), each choice keeping its own text offset
+and ending with its own finish chunk, which carries the text and logprobs of trailing tokens that have no text (the
+``<|return|>`` that ended the turn), as vLLM's last chunk does; after every choice's finish, a ``choices: []`` usage
+chunk with ``stream_options.include_usage``, then ``[DONE]``. With harmony-decoded output (a route's setting), a
+choice's ``text`` is the answer alone and its reasoning (and any tool calls) ride beside it, as on chat.
 """
 
 from __future__ import annotations
@@ -18,12 +22,21 @@ from fastapi import Request, Response
 
 from routes.shared.completion_request import CompletionOptions, CompletionRequest, options_of
 from routes.shared.ids import token_text
-from routes.shared.run import complete, open_stream
-from routes.shared.vllm_response import VllmShape, prompt_logprobs_body, stream_usage_body, usage_body
+from routes.shared.run import complete_choices, open_choices
+from routes.shared.vllm_response import (
+    VllmShape,
+    prompt_logprobs_body,
+    stream_usage_body,
+    tool_call_delta,
+    tool_calls_body,
+    usage_body,
+)
+from server.choices import ChoiceResults, IndexedEvent, check_batch, replicate
 from server.context import ServerContext
 from server.http.jsonio import SSE_DONE, dumps, sse_event
 from server.http.sse import sse_response
-from server.types import ChatResult, Delta, Event, Finish, PromptLogprobs, TokenLogprob
+from server.service import PreparedRequest
+from server.types import ChatResult, Delta, Finish, PromptLogprobs, TokenLogprob
 
 
 @dataclass(slots=True)
@@ -75,47 +88,57 @@ def prompt_entries(prompt_token_ids: list[int], prompt_logprobs: PromptLogprobs 
     return entries
 
 
+def choice_body(result: ChatResult, index: int, shape: VllmShape, options: CompletionOptions) -> dict[str, Any]:
+    """One choice of the answer (``CompletionResponseChoice``)."""
+    prompt_ids = result.prompt_token_ids
+    text, token_ids = result.content or "", result.token_ids
+    entries: list[TokenLogprob | None] = list(result.logprobs or [])
+    echo = options.echo_of(index)
+    if echo is not None:
+        echoed = prompt_entries(prompt_ids, result.prompt_logprobs)
+        if options.echo_only:
+            text, token_ids, entries = echo, prompt_ids, echoed
+        else:
+            text, token_ids, entries = echo + text, [*prompt_ids, *token_ids], [*echoed, *entries]
+    logprobs = None
+    if options.logprobs is not None:
+        logprobs = LogprobsWriter(options.logprobs, options.tokens_as_ids).body(token_ids, entries)
+    choice: dict[str, Any] = {"index": index, "text": text}
+    if options.reasoning:
+        choice["reasoning"] = result.reasoning
+        if result.tool_calls:
+            choice["tool_calls"] = tool_calls_body(result)
+    choice["logprobs"] = logprobs
+    choice["finish_reason"] = result.finish_reason
+    choice["stop_reason"] = result.stop_reason
+    if shape.choice_token_ids or options.return_token_ids:
+        choice["token_ids"] = result.token_ids if options.return_token_ids else None
+    choice["prompt_logprobs"] = prompt_logprobs_body(result.prompt_logprobs)
+    choice["prompt_token_ids"] = prompt_ids if options.return_token_ids else None
+    return choice
+
+
 def completion_body(
-    result: ChatResult,
+    answer: ChoiceResults,
     shape: VllmShape,
     options: CompletionOptions,
     *,
     completion_id: str,
     created: int,
 ) -> dict[str, Any]:
-    prompt_ids = result.prompt_token_ids
-    text, token_ids = result.content or "", result.token_ids
-    entries: list[TokenLogprob | None] = list(result.logprobs or [])
-    if options.echo is not None:
-        echoed = prompt_entries(prompt_ids, result.prompt_logprobs)
-        if options.echo_only:
-            text, token_ids, entries = options.echo, prompt_ids, echoed
-        else:
-            text, token_ids, entries = options.echo + text, [*prompt_ids, *token_ids], [*echoed, *entries]
-    logprobs = None
-    if options.logprobs is not None:
-        logprobs = LogprobsWriter(options.logprobs, options.tokens_as_ids).body(token_ids, entries)
-    choice: dict[str, Any] = {
-        "index": 0,
-        "text": text,
-        "logprobs": logprobs,
-        "finish_reason": result.finish_reason,
-        "stop_reason": result.stop_reason,
-    }
-    if shape.choice_token_ids or options.return_token_ids:
-        choice["token_ids"] = result.token_ids if options.return_token_ids else None
-    choice["prompt_logprobs"] = prompt_logprobs_body(result.prompt_logprobs)
-    choice["prompt_token_ids"] = prompt_ids if options.return_token_ids else None
-    usage = result.usage
+    """Every choice in index order; usage as vLLM sums it (each prompt once, every choice's output), with the cached
+    tokens of the last prompt alone (vLLM reports its ``num_cached_tokens``)."""
+    usage = answer.usage
+    cached = answer.results[-options.n].usage.cached_tokens  # the last prompt's (its first choice's)
     return {
         "id": completion_id,
         "object": "text_completion",
         "created": created,
         "model": shape.model,
-        "choices": [choice],
+        "choices": [choice_body(r, i, shape, options) for i, r in enumerate(answer.results)],
         "service_tier": None,
         "system_fingerprint": shape.system_fingerprint,
-        "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, shape),
+        "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, cached, shape),
         "kv_transfer_params": None,
     }
 
@@ -126,71 +149,93 @@ class CompletionStream:
 
     completion_id: str
     created: int
-    prompt_token_ids: list[int]
+    prompt_token_ids: list[list[int]]  # per prompt of the batch
     options: CompletionOptions
 
 
+@dataclass(slots=True)
+class ChoiceState:
+    """One choice's place in the stream: its text offset, echo, first chunk, held textless tokens, tokens so far."""
+
+    writer: LogprobsWriter
+    echo: str | None
+    first: bool = True
+    held: Delta | None = None
+    generated: int = 0
+
+
 async def encode_completion_stream(
-    events: AsyncIterator[Event],
+    events: AsyncIterator[IndexedEvent],
     shape: VllmShape,
     request: CompletionStream,
     error_event: Callable[[Finish], dict[str, Any]],
 ) -> AsyncIterator[bytes]:
     options = request.options
-    prompt_ids = request.prompt_token_ids
-    writer = LogprobsWriter(options.logprobs or 0, options.tokens_as_ids)
+    n = options.n
+    prompts = request.prompt_token_ids
+    states = [
+        ChoiceState(LogprobsWriter(options.logprobs or 0, options.tokens_as_ids), options.echo_of(i))
+        for i in range(len(prompts) * n)
+    ]
     head = {"id": request.completion_id, "object": "text_completion", "created": request.created, "model": shape.model}
-    generated = 0
-    echo = options.echo
-    first = True
-    held: Delta | None = None  # trailing tokens without text, sent with the finish chunk
+    completion = [0] * len(states)
+    cached: int | None = None  # vLLM's: the count of the first output to arrive
+    first_index: int | None = None
 
-    def chunk(delta: Delta, finish: Finish | None = None) -> bytes:
-        nonlocal echo, first
+    def chunk(index: int, delta: Delta, finish: Finish | None = None) -> bytes:
+        state = states[index]
+        prompt_ids = prompts[index // n]
         text, token_ids = delta.content, delta.token_ids
         entries: list[TokenLogprob | None] = list(delta.logprobs or [])
-        if echo is not None:
+        if state.echo is not None:
             echoed = prompt_entries(prompt_ids, delta.prompt_logprobs)
             if options.echo_only:
-                text, token_ids, entries = echo, prompt_ids, echoed
+                text, token_ids, entries = state.echo, prompt_ids, echoed
             else:
-                text, token_ids, entries = echo + text, [*prompt_ids, *token_ids], [*echoed, *entries]
-            echo = None
-        choice: dict[str, Any] = {
-            "index": 0,
-            "text": text,
-            "logprobs": writer.body(token_ids, entries) if options.logprobs is not None else None,
-            "finish_reason": finish.reason if finish is not None else None,
-            "stop_reason": finish.stop_reason if finish is not None else None,
-            "prompt_token_ids": prompt_ids if options.return_token_ids and first else None,
-            "token_ids": delta.token_ids if options.return_token_ids else None,
-        }
-        first = False
+                text, token_ids, entries = state.echo + text, [*prompt_ids, *token_ids], [*echoed, *entries]
+            state.echo = None
+        choice: dict[str, Any] = {"index": index, "text": text}
+        if delta.reasoning:
+            choice["reasoning"] = delta.reasoning
+        if delta.tool_calls:
+            choice["tool_calls"] = [tool_call_delta(part) for part in delta.tool_calls]
+        choice["logprobs"] = state.writer.body(token_ids, entries) if options.logprobs is not None else None
+        choice["finish_reason"] = finish.reason if finish is not None else None
+        choice["stop_reason"] = finish.stop_reason if finish is not None else None
+        choice["prompt_token_ids"] = prompt_ids if options.return_token_ids and state.first else None
+        choice["token_ids"] = delta.token_ids if options.return_token_ids else None
+        state.first = False
         body: dict[str, Any] = {**head, "choices": [choice]}
         if options.include_usage and options.continuous_usage:
-            body["usage"] = stream_usage_body(len(prompt_ids), generated)
+            body["usage"] = stream_usage_body(len(prompt_ids), state.generated)
         return sse_event(body)
 
     try:
-        async for event in events:
+        async for index, event in events:
+            state = states[index]
+            first_index = index if first_index is None else first_index
             if isinstance(event, Delta):
-                generated += len(event.token_ids)
-                if held is not None:
-                    event = merge_tokens(held, event)
-                    held = None
-                if not event.content and echo is None:
-                    held = event
+                state.generated += len(event.token_ids)
+                if state.held is not None:
+                    event = merge_tokens(state.held, event)
+                    state.held = None
+                if not (event.content or event.reasoning or event.tool_calls) and state.echo is None:
+                    state.held = event
                     continue
-                yield chunk(event)
+                yield chunk(index, event)
                 continue
             if event.reason == "error":
                 yield sse_event(error_event(event))
                 break
-            generated = event.usage.completion_tokens
-            yield chunk(held or Delta(), event)
+            state.generated = completion[index] = event.usage.completion_tokens
+            if index == first_index:
+                cached = event.usage.cached_tokens
+            yield chunk(index, state.held or Delta(), event)
+            state.held = None
+        else:
             if options.include_usage:
-                u = event.usage
-                usage = stream_usage_body(u.prompt_tokens, u.completion_tokens, u.cached_tokens, shape)
+                prompt = sum(len(ids) for ids in prompts)
+                usage = stream_usage_body(prompt, sum(completion), cached or 0, shape)
                 final: dict[str, Any] = {**head, "choices": [], "usage": usage}
                 if shape.system_fingerprint is not None:
                     final["system_fingerprint"] = shape.system_fingerprint
@@ -210,6 +255,20 @@ def merge_tokens(first: Delta, second: Delta) -> Delta:
     return second
 
 
+async def prepare_all(
+    ctx: ServerContext, body: CompletionRequest, request_id: str, harmony_output: bool
+) -> list[PreparedRequest]:
+    """Every choice of the batch, prompt by prompt (``n`` each, ``server/choices.py``'s ids and seeds), within the
+    server's bounds on ``n`` and on the batch's engine requests."""
+    requests = body.to_core(request_id, harmony_output=harmony_output)
+    check_batch(len(requests), body.choices, ctx.settings.limits)
+    choices: list[PreparedRequest] = []
+    for core in requests:
+        prepared = await ctx.service.prepare_prompt(core, clamp_max_tokens=True)
+        choices += replicate(prepared, body.choices)
+    return choices
+
+
 async def respond(
     ctx: ServerContext,
     request: Request,
@@ -219,14 +278,17 @@ async def respond(
     completion_id: str,
     created: int,
     stream_error: Callable[[Finish], dict[str, Any]],
+    harmony_output: bool = False,
 ) -> Response:
-    """Run a checked completion request and answer it, streamed or not."""
-    prepared = await ctx.service.prepare_prompt(body.to_core(completion_id), clamp_max_tokens=True)
-    options = options_of(body, prepared.prompt_token_ids)
+    """Run a checked completion request (a batch of prompts, ``n`` choices each) and answer it, streamed or not.
+    ``harmony_output``: decode the output as a harmony turn (the answer as ``text``, its reasoning beside it)."""
+    choices = await prepare_all(ctx, body, completion_id, harmony_output)
+    prompt_ids = [prepared.prompt_token_ids for prepared in choices[:: body.choices]]
+    options = options_of(body, prompt_ids, reasoning=harmony_output)
     if body.stream:
-        events = await open_stream(ctx, prepared)
-        stream = CompletionStream(completion_id, created, prepared.prompt_token_ids, options)
+        events = await open_choices(ctx, choices)
+        stream = CompletionStream(completion_id, created, prompt_ids, options)
         return sse_response(encode_completion_stream(events, shape, stream, stream_error))
-    result = await complete(ctx, request, prepared)
-    payload = completion_body(result, shape, options, completion_id=completion_id, created=created)
+    answer = await complete_choices(ctx, request, choices)
+    payload = completion_body(answer, shape, options, completion_id=completion_id, created=created)
     return Response(dumps(payload), media_type="application/json")
