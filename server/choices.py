@@ -30,6 +30,15 @@ def check_count(n: int, limits: LimitsSettings, param: str = "n") -> None:
         raise InvalidRequestError(f"{param} must be at most {limits.max_n}, got {n}.", param=param)
 
 
+SAMPLING_EPS = 1e-5  # vLLM's: a temperature below it is greedy sampling
+
+
+def check_greedy(n: int, temperature: float | None) -> None:
+    """vLLM's ``SamplingParams``: n identical greedy answers are refused, not computed."""
+    if n > 1 and temperature is not None and temperature < SAMPLING_EPS:
+        raise InvalidRequestError(f"n must be 1 when using greedy sampling, got {n}.")
+
+
 def check_batch(prompts: int, n: int, limits: LimitsSettings) -> None:
     """Refuse a batch whose engine requests (``prompts`` x ``n``) pass ``limits.max_batch_requests`` (a 400)."""
     check_count(n, limits)

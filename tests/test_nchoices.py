@@ -87,6 +87,13 @@ def test_null_n_is_one_and_over_the_limit_is_a_400(scripted_server: LiveServer, 
     assert err.value.body["param"] == "n" and "at most 16" in err.value.body["message"]  # type: ignore[index]
 
 
+def test_greedy_n_is_refused_as_vllm_refuses_it(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="n must be 1 when using greedy sampling, got 2"):
+        client.chat.completions.create(model="gpt-oss-120b", messages=REASON, n=2, temperature=0)  # type: ignore[arg-type]
+    one = client.chat.completions.create(model="gpt-oss-120b", messages=REASON, n=1, temperature=0)  # type: ignore[arg-type]
+    assert len(one.choices) == 1
+
+
 def test_e2e_serves_n_in_its_vllm_era(scripted_server: LiveServer) -> None:
     body = {"model": "gpt_oss_120b", "messages": REASON, "n": 2}
     r = requests.post(scripted_server.base_url + E2E, json=body, headers=AUTH, timeout=30)

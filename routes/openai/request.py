@@ -24,6 +24,7 @@ from routes.shared.openai_request import (
     response_format_to_core,
     stop_as_list,
 )
+from server.choices import check_greedy
 from server.errors import InvalidRequestError
 from server.types import ChatRequest, OutputConstraint, SamplingOptions
 
@@ -220,6 +221,7 @@ class ChatCompletionRequest(BaseModel):
         return self.n or 1
 
     def to_core(self, request_id: str) -> ChatRequest:
+        check_greedy(self.choices, self.temperature)
         if self.top_logprobs and not self.logprobs:
             raise InvalidRequestError("top_logprobs requires logprobs to be true.", param="top_logprobs")
         check_prompt_logprobs(self.prompt_logprobs, bool(self.stream))

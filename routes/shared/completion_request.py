@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from routes.shared.openai_request import check_logit_bias, stop_as_list
+from server.choices import check_greedy
 from server.errors import InvalidRequestError
 from server.harmony.encoding import VOCAB_SIZE
 from server.harmony.plain import full_text
@@ -24,7 +25,6 @@ INT64 = 2**63 - 1
 MAX_LOGPROBS = 20  # vLLM's default --max-logprobs
 MAX_PROMPTS = 1024  # VLLM_MAX_COMPLETION_PROMPTS
 DEFAULT_MAX_TOKENS = 16  # vLLM's (and OpenAI's) default for completions
-SAMPLING_EPS = 1e-5  # vLLM's: a temperature below it is greedy sampling
 
 TokenId = Annotated[int, Field(ge=0)]
 
@@ -121,9 +121,7 @@ class CompletionRequest(BaseModel):
             raise InvalidRequestError("suffix requires text prompt input for FIM completion rendering", param="suffix")
         if self.max_tokens is not None and self.max_tokens < (0 if self.echo else 1):  # vLLM's SamplingParams
             raise InvalidRequestError(f"max_tokens must be at least 1, got {self.max_tokens}.", param="max_tokens")
-        if self.choices > 1 and self.temperature is not None and self.temperature < SAMPLING_EPS:
-            # vLLM's SamplingParams: n identical greedy answers are refused, not computed
-            raise InvalidRequestError(f"n must be 1 when using greedy sampling, got {self.choices}.")
+        check_greedy(self.choices, self.temperature)
 
     @property
     def choices(self) -> int:
