@@ -25,11 +25,11 @@ from tests.helpers import (
     SCRIPT_RULES,
     FailingEngine,
     LiveServer,
+    WatchedEngine,
     assert_golden,
     scripted_settings,
     threaded_server,
 )
-from tests.test_ollama import RecordingEngine
 
 MODEL = "gpt-oss:120b"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -42,17 +42,16 @@ RULES = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, RecordingEngine]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, WatchedEngine]]:
     settings = scripted_settings(tmp_path_factory.mktemp("ollama-route"), rules=RULES)
     settings.limits.max_output_tokens = 1000
-    engine = RecordingEngine(settings.engine.scripted)
-    engine.requests = []
+    engine = WatchedEngine(settings.engine.scripted)
     with threaded_server(settings, engine) as live:
         yield live, engine
 
 
 @pytest.fixture
-def live(server: tuple[LiveServer, RecordingEngine]) -> LiveServer:
+def live(server: tuple[LiveServer, WatchedEngine]) -> LiveServer:
     return server[0]
 
 
@@ -143,7 +142,7 @@ def test_go_json(live: LiveServer) -> None:
     assert r.json()["message"]["content"] == text
 
 
-def test_options_reach_the_core(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_options_reach_the_core(server: tuple[LiveServer, WatchedEngine]) -> None:
     live, engine = server
     say = [{"role": "user", "content": "hi"}]
     post(live, "/api/chat", {"model": MODEL, "messages": say, "stream": False})
@@ -162,7 +161,7 @@ def test_options_reach_the_core(server: tuple[LiveServer, RecordingEngine]) -> N
     assert engine.requests[-1].max_tokens == 7  # a fraction is cut off
 
 
-def test_num_ctx_and_truncation(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_num_ctx_and_truncation(server: tuple[LiveServer, WatchedEngine]) -> None:
     """A prompt past ``num_ctx`` loses its oldest messages (system ones kept, the last always), as in Ollama;
     ``truncate: false`` makes it a 400. The output fits in what is left of the window."""
     live, engine = server
