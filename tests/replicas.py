@@ -98,3 +98,20 @@ def session_landing_on(
         if served_by(replicas, r) == index:
             return session
     raise AssertionError(f"no session id of 64 landed on replica {index}")
+
+
+def logged(replicas: tuple[LiveServer, ...], path: str) -> list[int]:
+    """How many requests for ``path`` each replica's request log holds."""
+    return [r.log_text().count(f'path="{path}"') for r in replicas]
+
+
+def served_since(replicas: tuple[LiveServer, ...], path: str, before: list[int], wait_s: float = 30) -> int:
+    """The index of the one replica that logged one more request for ``path`` than ``before`` (for a proxy that
+    replaces the ``x-request-id`` its client sees)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        grown = [i for i, (now, then) in enumerate(zip(logged(replicas, path), before, strict=True)) if now > then]
+        if grown or time.monotonic() > deadline:
+            assert len(grown) == 1, f"replicas {grown} logged a new {path}"
+            return grown[0]
+        time.sleep(0.1)
