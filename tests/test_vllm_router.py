@@ -126,6 +126,9 @@ def test_paths_the_router_answers_itself(router: Router) -> None:
     r = httpx.post(router.base_url + CHAT, headers=HEADERS, json=CHAT_BODY, timeout=30)
     assert r.headers["x-request-id"].startswith("chatcmpl-")  # its own, not the replica's
     assert r.headers["access-control-allow-origin"] == "*"
+    # the probes of deploy/kubernetes-replicas/router.yaml
+    assert httpx.get(router.base_url + "/readiness").json()["healthy_workers"] == 2
+    assert httpx.get(router.base_url + "/liveness").status_code == 200
 
 
 # -- affinity and state across replicas -------------------------------------------------------------------------------
