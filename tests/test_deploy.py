@@ -8,6 +8,9 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -303,3 +306,175 @@ def test_image_runs_as_an_unprivileged_user_with_tini_and_no_usage_stats() -> No
     entrypoint = json.loads(dict(steps)["ENTRYPOINT"])
     assert entrypoint[:2] == ["tini", "--"] and entrypoint[2:] == ["gptoss-server", "serve"]
     assert "tini" in run.split("apt-get install", 1)[1].split("&&", 1)[0]
+
+
+# -- N replicas behind a router (deploy/kubernetes-replicas) ----------------------------------------------------------
+
+REPLICAS = DEPLOY / "kubernetes-replicas"
+ROUTER_PIN = re.compile(r"vllm-router==([0-9][0-9.]*)")
+
+
+def _overlay() -> dict[tuple[str, str], dict[str, Any]]:
+    """The overlay's own documents (not the base), by (kind, name)."""
+    kustomization = _yaml(REPLICAS / "kustomization.yaml")
+    docs: dict[tuple[str, str], dict[str, Any]] = {}
+    for name in kustomization["resources"]:
+        if name.startswith(".."):
+            continue
+        for doc in yaml.safe_load_all((REPLICAS / name).read_text()):
+            docs[(doc["kind"], doc["metadata"]["name"])] = doc
+    return docs
+
+
+def _patches() -> dict[str, dict[str, Any]]:
+    """The overlay's strategic-merge patches, by the kind they patch."""
+    docs = [_yaml(REPLICAS / p["path"]) for p in _yaml(REPLICAS / "kustomization.yaml")["patches"]]
+    return {doc["kind"]: doc for doc in docs}
+
+
+def _patch() -> dict[str, Any]:
+    return _patches()["Deployment"]
+
+
+def _router() -> dict[str, Any]:
+    (container,) = _overlay()[("Deployment", "gptoss-router")]["spec"]["template"]["spec"]["containers"]
+    return container  # type: ignore[no-any-return]
+
+
+def _router_args() -> dict[str, str]:
+    """``--name=value`` and ``--name value`` arguments as a dict (a bare flag maps to "")."""
+    args, out = _router()["args"], {}
+    i = 0
+    while i < len(args):
+        name, _, value = args[i].partition("=")
+        if not value and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value, i = args[i + 1], i + 1
+        out[name] = value
+        i += 1
+    return out
+
+
+def test_the_overlay_builds_on_the_one_replica_files() -> None:
+    kustomization = _yaml(REPLICAS / "kustomization.yaml")
+    bases = [name for name in kustomization["resources"] if name.startswith("..")]
+    assert [(REPLICAS / b).resolve() for b in bases] == [K8S.resolve()]
+    for name in kustomization["resources"]:
+        assert name in bases or (REPLICAS / name).is_file(), name
+    patch, base = _patch(), _k8s()["Deployment"]
+    assert (patch["kind"], patch["metadata"]["name"]) == (base["kind"], base["metadata"]["name"])
+    (patched,) = patch["spec"]["template"]["spec"]["containers"]
+    assert patched["name"] == _container()["name"]  # a strategic merge by container name
+    assert patch["spec"]["replicas"] >= 2
+    # the pods of every node mount the one weights volume
+    claim = _patches()["PersistentVolumeClaim"]
+    assert claim["metadata"]["name"] == _k8s()["PersistentVolumeClaim"]["metadata"]["name"]
+    assert claim["spec"]["accessModes"] in (["ReadWriteMany"], ["ReadOnlyMany"])
+    # one GPU per pod: a new pod starts only once an old one has given its GPU back
+    assert patch["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+def test_replicas_share_the_store_on_postgresql_and_one_seal_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    (patched,) = _patch()["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in patched["env"]}
+    assert set(env) == {"GPTOSS_STORE__URL", Settings().store.seal_key_env}
+    for item in env.values():  # from a Secret, never a literal in the files
+        assert "value" not in item and item["valueFrom"]["secretKeyRef"]["name"] == "gptoss-store"
+    _setting_field("GPTOSS_STORE__URL")
+    k8s = {**_env_sets()["kubernetes"], "GPTOSS_STORE__URL": "postgresql://gptoss@postgres:5432/gptoss"}
+    assert _settings(k8s, monkeypatch).store.url == "postgresql://gptoss@postgres:5432/gptoss"
+    secret_keys = {item["valueFrom"]["secretKeyRef"]["key"] for item in env.values()}
+    comments = (REPLICAS / "kustomization.yaml").read_text()
+    assert all(f"--from-literal={key}=" in comments for key in secret_keys)
+    # the image has the PostgreSQL driver (the postgres extra)
+    run = " ".join(rest for instruction, rest in _dockerfile() if instruction == "RUN")
+    extras = re.search(r'pip install "\.\[([a-z,]+)\]"', run)
+    assert extras and "postgres" in extras[1].split(",")
+    assert "postgres" in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+
+def test_the_router_finds_and_checks_the_server_pods() -> None:
+    docs, args = _overlay(), _router_args()
+    pod_labels = _pod()["metadata"]["labels"]
+    key, _, value = args["--selector"].partition("=")
+    assert pod_labels[key] == value
+    assert int(args["--service-discovery-port"]) == _container()["ports"][0]["containerPort"]
+    assert args["--health-check-endpoint"] == _container()["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert args["--policy"] == "consistent_hash"
+    assert args["--cb-failure-threshold"] == "1"  # the retry of a refused request goes to another pod
+    assert int(args["--request-timeout-secs"]) >= 3600
+    assert "--api-key" not in args  # transparent paths would then pass for any client: they go around it
+    env = {e["name"]: e for e in _router()["env"]}
+    assert args["--service-discovery-namespace"] == "$(POD_NAMESPACE)"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # it may list and watch pods in its namespace, as its own service account
+    deployment = docs[("Deployment", "gptoss-router")]
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert ("ServiceAccount", account) in docs
+    binding = docs[("RoleBinding", account)]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account}]
+    (rule,) = docs[("Role", binding["roleRef"]["name"])]["rules"]
+    assert rule["resources"] == ["pods"] and {"list", "watch"} <= set(rule["verbs"])
+
+
+def test_the_router_service_probes_and_version_agree() -> None:
+    docs, router, args = _overlay(), _router(), _router_args()
+    deployment, service = docs[("Deployment", "gptoss-router")], docs[("Service", "gptoss-router")]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"].items() <= labels.items()
+    ports = {p["name"]: p["containerPort"] for p in router["ports"]}
+    assert ports["http"] == int(args["--port"]) and ports["metrics"] == int(args["--prometheus-port"])
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] == "http"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == args["--prometheus-port"]
+    assert router["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "http"}
+    assert router["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "http"}
+    # the image's vllm-router is the version the tests run
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (pinned,) = [m[1] for m in map(ROUTER_PIN.fullmatch, extras["test"]) if m]
+    (built,) = ROUTER_PIN.findall((REPLICAS / "Dockerfile.router").read_text())
+    assert built == pinned and router["image"].endswith(f":{pinned}")
+
+
+def test_the_ingress_sends_the_typed_chat_paths_to_the_router_and_the_rest_to_the_pods() -> None:
+    docs = _overlay()
+    ingress = docs[("Ingress", "gptoss")]
+    (rule,) = ingress["spec"]["rules"]
+    routes = {(p["path"], p["pathType"]): p["backend"]["service"] for p in rule["http"]["paths"]}
+    services = {"gptoss-router": docs[("Service", "gptoss-router")], "gptoss-server": _k8s()["Service"]}
+    for target in routes.values():
+        service = services[target["name"]]
+        assert target["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    to_router = {path for (path, kind), target in routes.items() if target["name"] == "gptoss-router"}
+    assert to_router == {"/v1/chat/completions", "/v1/completions"}
+    assert all(kind == "Exact" for (path, kind) in routes if path in to_router)
+    assert routes[("/", "Prefix")]["name"] == _k8s()["Service"]["metadata"]["name"]
+    # the same proxy settings as deploy/nginx/gptoss.conf
+    notes = ingress["metadata"]["annotations"]
+    recipe = (DEPLOY / "nginx" / "gptoss.conf").read_text()
+    assert f"hash {notes['nginx.ingress.kubernetes.io/upstream-hash-by']} consistent;" in recipe
+    assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert f"proxy_next_upstream {notes['nginx.ingress.kubernetes.io/proxy-next-upstream']};" in recipe
+    assert notes["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
+
+
+def test_kubectl_renders_the_overlay_with_the_patches_merged() -> None:
+    """``kubectl kustomize`` (offline; skipped where kubectl is not installed) builds what ``kubectl apply -k``
+    would apply: the base's server Deployment with the store's variables added to its own, and the router."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    done = subprocess.run([kubectl, "kustomize", str(REPLICAS)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    rendered = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(done.stdout)}
+    server = rendered[("Deployment", "gptoss-server")]
+    assert server["spec"]["replicas"] == _patch()["spec"]["replicas"]
+    assert server["spec"]["strategy"]["type"] == "RollingUpdate"
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert {e["name"] for e in _container()["env"]} | {"GPTOSS_STORE__URL", "GPTOSS_SEAL_KEY"} == set(names)
+    assert container["readinessProbe"] == _container()["readinessProbe"]
+    assert rendered[("PersistentVolumeClaim", "gptoss-models")]["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert set(_overlay()) <= set(rendered)

@@ -1,0 +1,117 @@
+"""Replicas of the server behind a proxy, for the scale-out tests: two ``python -m server serve`` processes on the
+scripted engine sharing one PostgreSQL database and one seal key, which replica answered a request (by its
+``x-request-id`` in the replicas' request logs), and killing one (SIGKILL, as a crashed host would)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+
+from tests.helpers import API_KEY, PINNED_DATE, SCRIPT_RULES, LiveServer, subprocess_server
+from tests.postgres import new_database
+
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+# A stream long and slow enough to be read while the engine still generates it (see ``replica_config``).
+SLOW_RULE = {"match": "^slow stream$", "text": "<|channel|>final<|message|>" + " ".join(["tick"] * 200) + "<|return|>"}
+
+
+def replica_config(store_url: str, seal_key_file: Path, token_delay_s: float = 0.0) -> dict[str, Any]:
+    """One replica's settings: the scripted engine, the shared store and the shared seal key."""
+    scripted = {"mode": "replay", "rules": [SLOW_RULE, *SCRIPT_RULES], "token_delay_s": token_delay_s}
+    return {
+        "engine": {"kind": "scripted", "scripted": scripted},
+        "harmony": {"conversation_start_date": PINNED_DATE},
+        "store": {"url": store_url, "seal_key_file": str(seal_key_file)},
+    }
+
+
+@contextlib.contextmanager
+def replica_pair(postgres_url: str, tmp: Path, token_delay_s: float = 0.0) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two replicas on a fresh database of the PostgreSQL server at ``postgres_url``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    key = tmp / "seal.key"
+    key.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    config = replica_config(new_database(postgres_url), key, token_delay_s)
+    (tmp / "a").mkdir()
+    (tmp / "b").mkdir()
+    with subprocess_server(config, tmp / "a", 120) as one, subprocess_server(config, tmp / "b", 120) as two:
+        yield one, two
+
+
+def port_of(server: LiveServer) -> int:
+    return int(server.base_url.rsplit(":", 1)[1])
+
+
+def kill(server: LiveServer) -> None:
+    """SIGKILL the replica's serving process and its group (as a crash would: no drain, its port refuses
+    connections), then wait for its supervisor to notice and exit. Killing the supervisor instead would make the
+    server drain (it asks for SIGTERM when its parent dies)."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert children, "the replica's supervisor has no serving child"
+    for child in children:
+        os.killpg(int(child), signal.SIGKILL)
+    server.process.wait(60)
+    assert server.process.returncode == 128 + signal.SIGKILL, server.process.returncode
+
+
+def served_by(
+    replicas: tuple[LiveServer, ...], response: httpx.Response | requests.Response, wait_s: float = 30
+) -> int:
+    """The index of the replica whose request log holds the response's ``x-request-id`` (the log line is written
+    when the response ends, so wait for it a little)."""
+    request_id = response.headers["x-request-id"]
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = [i for i, r in enumerate(replicas) if f'request_id="{request_id}"' in r.log_text()]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, f"request {request_id} in the logs of replicas {found}"
+            return found[0]
+        time.sleep(0.1)
+
+
+def active_requests(replicas: tuple[LiveServer, ...]) -> int:
+    """Requests the replicas' engines are running now (their /health)."""
+    return sum(int(httpx.get(r.base_url + "/health", timeout=10).json()["active_requests"]) for r in replicas)
+
+
+def session_landing_on(
+    base_url: str, replicas: tuple[LiveServer, ...], index: int, path: str = "/v1/chat/completions"
+) -> str:
+    """An ``X-Session-ID`` value the proxy at ``base_url`` sends to ``replicas[index]`` (found by asking)."""
+    body = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "reason"}]}
+    for n in range(64):
+        session = f"session-{n}"
+        r = httpx.post(base_url + path, headers={**HEADERS, "X-Session-ID": session}, json=body, timeout=30)
+        assert r.status_code == 200, r.text
+        if served_by(replicas, r) == index:
+            return session
+    raise AssertionError(f"no session id of 64 landed on replica {index}")
+
+
+def logged(replicas: tuple[LiveServer, ...], path: str) -> list[int]:
+    """How many requests for ``path`` each replica's request log holds."""
+    return [r.log_text().count(f'path="{path}"') for r in replicas]
+
+
+def served_since(replicas: tuple[LiveServer, ...], path: str, before: list[int], wait_s: float = 30) -> int:
+    """The index of the one replica that logged one more request for ``path`` than ``before`` (for a proxy that
+    replaces the ``x-request-id`` its client sees)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        grown = [i for i, (now, then) in enumerate(zip(logged(replicas, path), before, strict=True)) if now > then]
+        if grown or time.monotonic() > deadline:
+            assert len(grown) == 1, f"replicas {grown} logged a new {path}"
+            return grown[0]
+        time.sleep(0.1)

@@ -1,0 +1,90 @@
+"""vllm-router (the ``test`` extra pins it) as a real process in front of test replicas.
+
+Its program comes with the Python package, next to this interpreter. Without it the tests that need it are skipped,
+except in CI (``CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+
+
+def unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"vllm-router is needed in CI: {reason}")
+    pytest.skip(reason)
+
+
+def router_binary() -> str:
+    beside = Path(sys.executable).parent / "vllm-router"
+    found = str(beside) if beside.is_file() else shutil.which("vllm-router")
+    if found is None:
+        unavailable("vllm-router is not installed (pip install '.[test]')")
+    return found
+
+
+@dataclass
+class Router:
+    base_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def vllm_router(folder: Path, workers: list[str], *options: str) -> Iterator[Router]:
+    """``vllm-router --worker-urls WORKERS OPTIONS`` on a free loopback port (its metrics on another), health
+    checked each second on ``/health`` and ejecting a worker at its first failed check."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        router_binary(),
+        *("--host", "127.0.0.1", "--port", str(port), "--worker-urls", *workers),
+        *("--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port())),
+        *("--health-check-endpoint", "/health", "--health-check-interval-secs", "1"),
+        *("--health-failure-threshold", "1", "--worker-startup-timeout-secs", "60", "--log-level", "info"),
+        *options,
+    ]
+    log_path = folder / "router.log"
+    env = {**os.environ, "NO_COLOR": "1"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    router = Router(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        _wait_ready(router, 90)
+        yield router
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _wait_ready(router: Router, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if router.process.poll() is not None:
+            raise RuntimeError(f"vllm-router exited with {router.process.returncode}: {router.log_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(router.base_url + "/readiness", timeout=5).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"vllm-router not ready after {timeout}s: {router.log_text()[-3000:]}")
