@@ -114,6 +114,7 @@ def _serve_own_engines(count: int, address: str, argv: list[str], stop_timeout: 
         while pending:
             for sentinel in wait(list(pending)):
                 process = pending.pop(sentinel)  # type: ignore[call-overload]
+                process.join(5)  # the sentinel is ready before the process is reaped: then its exit code is known
                 if process.exitcode != 0:
                     log.error("API process %s (pid %s) exited with %s", process.name, process.pid, process.exitcode)
                     status = 1
