@@ -62,6 +62,31 @@ def test_streaming_chunks_fold_to_non_streaming(client: openai.OpenAI) -> None:
     assert chunks[-1].usage.prompt_tokens == full.usage.prompt_tokens
 
 
+def test_continuous_usage_stats(scripted_server: LiveServer) -> None:
+    """vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk carries the usage so far, the
+    role chunk none generated yet, the finish chunk all of it, then the usage chunk."""
+    body = {
+        "model": "gpt-oss-120b",
+        "messages": [{"role": "user", "content": "reason"}],
+        "stream": True,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+    }
+    headers = {"Authorization": f"Bearer {scripted_server.api_key}"}
+    r = requests.post(scripted_server.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
+    payloads = [json.loads(b[len("data: ") :]) for b in r.text.split("\n\n") if b and b != "data: [DONE]"]
+    *chunks, last = payloads
+    assert all(list(p["usage"]) == ["prompt_tokens", "total_tokens", "completion_tokens"] for p in payloads)
+    prompt = chunks[0]["usage"]["prompt_tokens"]
+    assert chunks[0]["usage"] == {"prompt_tokens": prompt, "total_tokens": prompt, "completion_tokens": 0}
+    counts = [p["usage"]["completion_tokens"] for p in chunks]
+    assert counts == sorted(counts) and len(set(counts)) > 2
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and last["choices"] == []
+    assert counts[-1] == last["usage"]["completion_tokens"] > 0
+    without = dict(body, stream_options={"continuous_usage_stats": True})  # only with include_usage, as in vLLM
+    r = requests.post(scripted_server.base_url + "/v1/chat/completions", json=without, headers=headers, timeout=30)
+    assert r.status_code == 200 and '"usage"' not in r.text
+
+
 def test_stream_framing_raw(scripted_server: LiveServer) -> None:
     r = requests.post(
         scripted_server.base_url + "/v1/chat/completions",

@@ -1,14 +1,17 @@
 """vLLM's chat request (OpenAI's fields plus vLLM's extras) into the core's ``ChatRequest``.
 
-The E2E route (vLLM behind a gateway) uses the same model.
+The E2E route (vLLM behind a gateway) uses the same model. vLLM's own checks (``routes/openai/checks.py``) run on the
+raw body first, with vLLM's messages; a message's role may be any string, as in vLLM, and one harmony cannot render
+is refused as vLLM's harmony path refuses it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from routes.openai.checks import check_body, check_role
 from routes.shared.openai_request import (
     MessageIn,
     NamedToolChoice,
@@ -29,6 +32,12 @@ class StreamOptions(BaseModel):
     continuous_usage_stats: bool = False
 
 
+class VllmMessageIn(MessageIn):
+    """vLLM's message: any role (its custom message type), checked against harmony's roles in ``to_core``."""
+
+    role: str = Field(max_length=256)  # type: ignore[assignment]
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat request with vLLM's extras (top_k, min_p, repetition_penalty, ...).
 
@@ -37,7 +46,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    messages: list[MessageIn] = Field(min_length=1, max_length=4096)
+    messages: list[VllmMessageIn] = Field(min_length=1, max_length=4096)
     model: str | None = Field(None, max_length=256)
     max_tokens: int | None = Field(None, ge=1, le=INT64)
     max_completion_tokens: int | None = Field(None, ge=1, le=INT64)
@@ -70,11 +79,18 @@ class ChatCompletionRequest(BaseModel):
 
     _bias = field_validator("logit_bias")(check_logit_bias)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _vllm_checks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_body(data)
+        return data
+
     def to_core(self, request_id: str) -> ChatRequest:
         if self.n not in (None, 1):
             raise InvalidRequestError("Only n=1 is supported.", param="n")
-        if self.top_logprobs and not self.logprobs:
-            raise InvalidRequestError("top_logprobs requires logprobs to be true.", param="top_logprobs")
+        for message in self.messages:
+            check_role(message.role)
         sampling = SamplingOptions(
             max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature,
@@ -93,7 +109,7 @@ class ChatCompletionRequest(BaseModel):
             min_tokens=self.min_tokens,
         )
         return chat_to_core(
-            messages=self.messages,
+            messages=self.messages,  # type: ignore[arg-type]
             sampling=sampling,
             reasoning_effort=self.reasoning_effort,
             tools=self.tools,

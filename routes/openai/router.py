@@ -61,10 +61,12 @@ def _mount(api: APIRouter, prefix: str) -> None:
         created = int(ids.now())
         if body.stream:
             events = await open_stream(ctx, prepared)
+            options = body.stream_options
             stream = StreamRequest(
                 completion_id=completion_id,
                 created=created,
-                include_usage=bool(body.stream_options and body.stream_options.include_usage),
+                include_usage=bool(options and options.include_usage),
+                continuous_usage=bool(options and options.continuous_usage_stats),
                 return_token_ids=body.return_token_ids,
                 prompt_token_ids=prepared.prompt_token_ids,
             )
