@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 import openai
@@ -85,6 +86,37 @@ def test_continuous_usage_stats(scripted_server: LiveServer) -> None:
     without = dict(body, stream_options={"continuous_usage_stats": True})  # only with include_usage, as in vLLM
     r = requests.post(scripted_server.base_url + "/v1/chat/completions", json=without, headers=headers, timeout=30)
     assert r.status_code == 200 and '"usage"' not in r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "reasoning_key"),
+    [
+        ("/v1/chat/completions", "gpt-oss-120b", "reasoning"),
+        ("/project/p-5915/genai/gpt_oss_120b/v1/chat/completions", "gpt_oss_120b", "reasoning_content"),
+    ],
+)
+def test_empty_answer_and_reasoning_are_null(
+    scripted_server: LiveServer, path: str, model: str, reasoning_key: str
+) -> None:
+    """vLLM's harmony parser: an empty answer or reasoning is null (E2E is vLLM too); with a required or named
+    tool_choice an empty answer is "" instead."""
+    headers = {"Authorization": f"Bearer {scripted_server.api_key}"}
+
+    def message(text: str, **fields: Any) -> dict[str, Any]:
+        body = {"model": model, "messages": [{"role": "user", "content": text}], **fields}
+        r = requests.post(scripted_server.base_url + path, json=body, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["choices"][0]["message"]  # type: ignore[no-any-return]
+
+    cut = message("reason", max_tokens=5)  # the answer cut short inside the reasoning
+    assert cut["content"] is None and cut[reasoning_key] == "User says"
+    plain = message("hello there")
+    assert plain["content"] == "hello there" and plain[reasoning_key] is None
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    for choice in ("auto", "required", {"type": "function", "function": {"name": "get_weather"}}):
+        called = message("two tools", tools=tools, tool_choice=choice)
+        assert [c["function"]["name"] for c in called["tool_calls"]] == ["get_weather"]
+        assert called["content"] == (None if choice == "auto" else "") and called[reasoning_key] is None
 
 
 def test_stream_framing_raw(scripted_server: LiveServer) -> None:

@@ -68,7 +68,12 @@ def router(ctx: ServerContext) -> APIRouter:
             return sse_response(encode_stream(events, shape(s), stream, stream_error(s)))
         result = await complete(ctx, request, prepared)
         payload = completion_body(
-            result, shape(s), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
+            result,
+            shape(s),
+            completion_id=completion_id,
+            created=created,
+            return_token_ids=body.return_token_ids,
+            tool_choice=prepared.request.tool_choice.mode,
         )
         return Response(dumps(payload), media_type="application/json")
 

@@ -73,7 +73,12 @@ def _mount(api: APIRouter, prefix: str) -> None:
             return sse_response(encode_stream(events, shape(model), stream, stream_error))
         result = await complete(ctx, request, prepared)
         payload = completion_body(
-            result, shape(model), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
+            result,
+            shape(model),
+            completion_id=completion_id,
+            created=created,
+            return_token_ids=body.return_token_ids,
+            tool_choice=prepared.request.tool_choice.mode,
         )
         return Response(dumps(payload), media_type="application/json")
 

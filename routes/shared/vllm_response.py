@@ -94,10 +94,13 @@ def tool_call_delta(part: ToolCallDelta) -> dict[str, Any]:
     return {"index": part.index, "function": {"arguments": part.arguments}}
 
 
-def message_body(result: ChatResult, shape: VllmShape) -> dict[str, Any]:
+def message_body(result: ChatResult, shape: VllmShape, tool_choice: str = "auto") -> dict[str, Any]:
+    """vLLM's harmony parser reports an empty answer (and empty reasoning) as null; with a ``required`` or named
+    (``function``) tool_choice vLLM writes an empty answer as ``""``."""
+    forced = tool_choice in ("required", "function")
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": result.content,
+        "content": result.content or ("" if forced else None),
         "refusal": None,
         "annotations": None,
         "audio": None,
@@ -110,11 +113,19 @@ def message_body(result: ChatResult, shape: VllmShape) -> dict[str, Any]:
 
 
 def completion_body(
-    result: ChatResult, shape: VllmShape, *, completion_id: str, created: int, return_token_ids: bool
+    result: ChatResult,
+    shape: VllmShape,
+    *,
+    completion_id: str,
+    created: int,
+    return_token_ids: bool,
+    tool_choice: str = "auto",
 ) -> dict[str, Any]:
+    """vLLM's chat completion; ``tool_choice`` is the core request's mode (``auto``, ``none``, ``required``,
+    ``function``)."""
     choice: dict[str, Any] = {
         "index": 0,
-        "message": message_body(result, shape),
+        "message": message_body(result, shape, tool_choice),
         "logprobs": openai_logprobs(result.logprobs),
         "finish_reason": result.finish_reason,
         "stop_reason": result.stop_reason,
