@@ -168,6 +168,14 @@ AUTHOR_ERROR = (
          "When response_format type is 'json_schema', the 'json_schema' field must be provided.", "response_format"),
         ({"continue_final_message": True, "add_generation_prompt": True},
          "Cannot set both `continue_final_message` and `add_generation_prompt` to True.", None),
+        ({"logprob_token_ids": [5]}, "when using `logprob_token_ids`, `logprobs` must be set to true.",
+         "logprob_token_ids"),
+        ({"cache_salt": ""}, "Parameter 'cache_salt' must be a non-empty string if provided.", "cache_salt"),
+        ({"cache_salt": "a/b"}, "Parameter 'cache_salt' must be at most 128 characters and must not contain '@', "
+         "'/', '\\\\', or NUL.", "cache_salt"),
+        # several faults: pydantic runs vLLM's validators last-defined first (tools before stream_options)
+        ({"tools": [], "stream_options": {"include_usage": True}}, "`tools` must not be an empty array. Either "
+         "provide at least one tool or omit the field entirely.", "tools"),
     ],
 )  # fmt: skip
 def test_vllm_request_checks(

@@ -18,15 +18,33 @@ HARMONY_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 NAMED_TOOL_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
 
 
+CACHE_SALT_MAX = 128
+CACHE_SALT_FORBIDDEN = frozenset("@/\\\0")
+
+
 def check_body(data: dict[str, Any]) -> None:
-    """vLLM's ``mode="before"`` validators of ``ChatCompletionRequest``, in its order."""
-    _check_response_format(data)
-    if data.get("stream_options") and not data.get("stream"):
-        raise InvalidRequestError("Stream options can only be defined when `stream=True`.", param="stream_options")
-    _check_logprobs(data)
-    _check_tools(data)
+    """vLLM's ``mode="before"`` validators of ``ChatCompletionRequest``, in the order pydantic runs them (the last
+    one defined first), so that a body with several faults gets vLLM's message."""
     if data.get("continue_final_message") and data.get("add_generation_prompt"):
         raise InvalidRequestError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+    _check_tools(data)
+    _check_logprobs(data)
+    if data.get("stream_options") and not data.get("stream"):
+        raise InvalidRequestError("Stream options can only be defined when `stream=True`.", param="stream_options")
+    _check_response_format(data)
+    _check_cache_salt(data.get("cache_salt"))
+
+
+def _check_cache_salt(salt: Any) -> None:
+    if salt is None:
+        return
+    if not isinstance(salt, str) or not salt:
+        raise InvalidRequestError("Parameter 'cache_salt' must be a non-empty string if provided.", param="cache_salt")
+    if len(salt) > CACHE_SALT_MAX or any(char in CACHE_SALT_FORBIDDEN for char in salt):
+        raise InvalidRequestError(
+            "Parameter 'cache_salt' must be at most 128 characters and must not contain '@', '/', '\\\\', or NUL.",
+            param="cache_salt",
+        )
 
 
 def _check_response_format(data: dict[str, Any]) -> None:
@@ -39,6 +57,12 @@ def _check_response_format(data: dict[str, Any]) -> None:
 
 
 def _check_logprobs(data: dict[str, Any]) -> None:
+    if data.get("logprob_token_ids") and data.get("use_beam_search"):
+        raise InvalidRequestError("`logprob_token_ids` is not supported with beam search.", param="logprob_token_ids")
+    if data.get("logprob_token_ids") and not data.get("logprobs"):
+        raise InvalidRequestError(
+            "when using `logprob_token_ids`, `logprobs` must be set to true.", param="logprob_token_ids"
+        )
     prompt = data.get("prompt_logprobs")
     if isinstance(prompt, int | float) and data.get("stream") and (prompt > 0 or prompt == -1):
         raise InvalidRequestError("`prompt_logprobs` are not available when `stream=True`.", param="prompt_logprobs")
