@@ -9,7 +9,9 @@ importing the web framework or the run-time core. ``router.py`` provides:
 - ``prefixes(ctx) -> tuple[str, ...]``: the path prefixes it owns (unknown paths and wrong methods under them get its
   envelope);
 - optionally ``claims(ctx) -> tuple[Claim, ...]``: paths it answers although another wire API owns them, for requests
-  that carry a header only its own clients send (see ``Claim``).
+  that carry a header only its own clients send (see ``Claim``);
+- optionally ``sdk_base(ctx) -> str``: the path its client library's base URL takes, where that is not its first
+  prefix (the offline testing kit hands it to client test suites).
 
 Claims let two wire APIs share a path whose shape differs between them (``GET /v1/models``: one list shape for OpenAI
 clients, another for clients of an API that sends its own version header). The claiming package builds the routes of
@@ -86,6 +88,12 @@ class Provider:
         """The paths it claims by header (none unless its router module defines ``claims``)."""
         hook = getattr(self.http_side(), "claims", None)
         return tuple(hook(ctx)) if hook is not None else ()
+
+    def sdk_base(self, ctx: ServerContext) -> str:
+        """The path a client library's base URL takes for this wire API (its router module's ``sdk_base``, where it
+        defines one; else its first prefix)."""
+        hook = getattr(self.http_side(), "sdk_base", None)
+        return str(hook(ctx)) if hook is not None else self.http_side().prefixes(ctx)[0]
 
 
 def section_of(ctx: ServerContext, name: str, cls: type[S]) -> S:

@@ -686,7 +686,8 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
     """Our server (scripted engine, no model compute) vs a bare FastAPI SSE app streaming the same bytes."""
     out_dir = Path(args.out_dir)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
-    (tmp / "scripted.yaml").write_text(CEILING_CONFIG)
+    config = CEILING_CONFIG + (f"server:\n  api_processes: {args.api_processes}\n" if args.api_processes > 1 else "")
+    (tmp / "scripted.yaml").write_text(config)
     ours_port, bare_port = free_port(), free_port()
     py = sys.executable
     servers = {
@@ -791,6 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     ceil.add_argument("--repetitions", type=int, default=3)
     common(ceil)
     ceil.add_argument("--min-requests", type=int, default=48)
+    ceil.add_argument("--api-processes", type=int, default=1, help="our server's server.api_processes")
     ceil.set_defaults(func=cmd_ceiling, concurrency=[1, 8, 32], requests_per_concurrency=16)
     return p
 

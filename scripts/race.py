@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,14 @@ VLLM_FLAGS = {
     "max_num_seqs": "--max-num-seqs",
     "load_format": "--load-format",
     "tensor_parallel_size": "--tensor-parallel-size",
+    "max_cudagraph_capture_size": "--max-cudagraph-capture-size",
+    "stream_interval": "--stream-interval",
+    "kv_cache_dtype": "--kv-cache-dtype",
+    "data_parallel_size": "--data-parallel-size",
 }
 VLLM_SWITCHES = {"enforce_eager": "--enforce-eager", "async_scheduling": "--async-scheduling"}
+# settings that are explicitly on or off: the flag and its negation
+VLLM_BOOLEANS = {"enable_prefix_caching": ("--enable-prefix-caching", "--no-enable-prefix-caching")}
 
 
 def vllm_argv(model: str, port: int, engine: dict[str, Any], extra: list[str]) -> list[str]:
@@ -72,6 +79,7 @@ def vllm_argv(model: str, port: int, engine: dict[str, Any], extra: list[str]) -
         if engine.get(key) is not None:
             argv += [flag, str(engine[key])]
     argv += [flag for key, flag in VLLM_SWITCHES.items() if engine.get(key)]
+    argv += [on if engine[key] else off for key, (on, off) in VLLM_BOOLEANS.items() if engine.get(key) is not None]
     return argv + extra
 
 
@@ -93,12 +101,45 @@ def ours_config(model: str, engine: dict[str, Any], vllm_extra: dict[str, Any]) 
     }
 
 
-def measure(target: bench.Target, sc: bench.Scenario, progress: bool) -> dict[str, Any]:
+def api_processes(root: int, port: int) -> list[Any]:
+    """The processes of ``root``'s tree that listen on ``port``: the API server process(es), without the engine core
+    and its workers (ours: the server child or its API processes; vLLM's: its API server process(es))."""
+    import psutil
+
+    found = []
+    with contextlib.suppress(psutil.Error):
+        tree = psutil.Process(root)
+        for proc in [tree, *tree.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                conns = proc.net_connections("tcp") if hasattr(proc, "net_connections") else proc.connections("tcp")
+                if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns):
+                    found.append(proc)
+    return found
+
+
+def api_cpu_seconds(procs: list[Any]) -> float:
+    import psutil
+
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def measure(target: bench.Target, sc: bench.Scenario, progress: bool, api: list[Any] | None = None) -> dict[str, Any]:
+    """One scenario; with ``api`` (the target's API processes), their CPU seconds per output token as well."""
+    cpu0 = api_cpu_seconds(api) if api else 0.0
     results = asyncio.run(bench.run_scenario(target, sc, progress=progress))
+    cpu = api_cpu_seconds(api) - cpu0 if api else None
     summary = bench.summarize(results)
     warning = bench.check_token_counts(results, target.route, sc.output_tokens)
-    print(bench.format_row(target.label, sc.concurrency, summary) + (f"  [{warning}]" if warning else ""), flush=True)
-    return {"summary": asdict(summary), "warning": warning}
+    per_token = cpu / summary.output_tokens * 1e6 if cpu is not None and summary.output_tokens else None
+    extra = f"  api cpu {per_token:.0f} us/token" if per_token is not None else ""
+    print(bench.format_row(target.label, sc.concurrency, summary) + extra + (f"  [{warning}]" if warning else ""),
+          flush=True)  # fmt: skip
+    return {"summary": asdict(summary), "warning": warning, "api_cpu_s": cpu, "api_cpu_us_per_token": per_token}
 
 
 def median_of(runs: list[dict[str, Any]], key: str, sub: str | None = None) -> float:
@@ -122,6 +163,11 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "ttft_p99_ms": median_of(mine, "ttft_ms", "p99"),
                     "e2e_p50_ms": median_of(mine, "e2e_ms", "p50"),
                     "first_chunk_p50_ms": median_of(mine, "first_chunk_ms", "p50"),
+                    "api_cpu_us_per_token": bench.percentile(
+                        [r["api_cpu_us_per_token"] for r in mine if r.get("api_cpu_us_per_token") is not None], 50
+                    )
+                    if any(r.get("api_cpu_us_per_token") is not None for r in mine)
+                    else None,
                     "errors": sum(r["summary"]["errors"] for r in mine),
                     "repetitions": len(mine),
                 }
@@ -130,21 +176,28 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 if ref is not None and stats is not ref:
                     stats["ratio_tok_s"] = stats["output_tokens_per_s"] / ref["output_tokens_per_s"]
                     stats["ratio_ttft_p50"] = stats["ttft_p50_ms"] / ref["ttft_p50_ms"]
+                    if stats["api_cpu_us_per_token"] and ref["api_cpu_us_per_token"]:
+                        stats["ratio_api_cpu"] = stats["api_cpu_us_per_token"] / ref["api_cpu_us_per_token"]
             table[group][str(c)] = row
     return table
 
 
 def print_table(table: dict[str, Any]) -> None:
-    print("\n| concurrency | target | output tok/s | TTFT p50 ms | E2E p50 ms | ratio tok/s | ratio TTFT p50 |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| concurrency | target | output tok/s | TTFT p50 ms | E2E p50 ms | API CPU us/token | ratio tok/s "
+        "| ratio TTFT p50 | ratio API CPU |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for group in ("race", "routes"):
         for c, row in table[group].items():
             for label, s in row.items():
                 ratio = f"{s['ratio_tok_s']:.3f}" if "ratio_tok_s" in s else "-"
                 rttft = f"{s['ratio_ttft_p50']:.3f}" if "ratio_ttft_p50" in s else "-"
+                cpu = f"{s['api_cpu_us_per_token']:.0f}" if s.get("api_cpu_us_per_token") else "-"
+                rcpu = f"{s['ratio_api_cpu']:.3f}" if "ratio_api_cpu" in s else "-"
                 print(
                     f"| {c} | {label} | {s['output_tokens_per_s']:.1f} | {s['ttft_p50_ms']:.0f} | {s['e2e_p50_ms']:.0f}"
-                    f" | {ratio} | {rttft} |"
+                    f" | {cpu} | {ratio} | {rttft} | {rcpu} |"
                 )
 
 
@@ -200,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         engine["model"] = model  # one model for both servers
         config_path = tmp / "ours.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        vllm_env: dict[str, str] = {}
+        vllm_env: dict[str, str] = {str(k): str(v) for k, v in (engine.get("env") or {}).items()}  # kernel switches
         vllm_cmd = vllm_argv(model, vllm_port, engine, args.vllm_arg)
     else:
         config_path = tmp / "ours.yaml"
@@ -227,10 +280,18 @@ def main(argv: list[str] | None = None) -> int:
         "ours": (ours_cmd, ours_url, env),
     }
 
-    def serve(name: str) -> contextlib.AbstractContextManager[Any]:
+    ports = {"vllm": vllm_port, "ours": ours_port}
+    api: dict[str, list[Any]] = {}
+
+    @contextlib.contextmanager
+    def serve(name: str) -> Iterator[Any]:
         argv, url, extra_env = servers[name]
         print(f"starting {name} ({url}) on {Path(model).name} ...", flush=True)
-        return bench.child_server(argv, url + "/health", out_dir / f"race-{name}.log", extra_env, args.ready_timeout)
+        log = out_dir / f"race-{name}.log"
+        with bench.child_server(argv, url + "/health", log, extra_env, args.ready_timeout) as proc:
+            api[name] = api_processes(proc.pid, ports[name])
+            print(f"{name}: API process(es) {[p.pid for p in api[name]]}", flush=True)
+            yield proc
 
     targets = {
         "vllm": bench.Target("vllm", vllm_url, bench.ROUTES["vllm"]),
@@ -244,13 +305,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def race(rep: int, c: int, names: list[str]) -> None:
         for name in names:
-            run = measure(targets[name], scenario(c), not args.no_progress)
+            run = measure(targets[name], scenario(c), not args.no_progress, api.get(name))
             report["runs"].append({"group": "race", "rep": rep, "label": name, "concurrency": c, **run})
 
     def provider_routes(rep: int) -> None:
         for c in args.provider_concurrency:
             for target in routes if rep % 2 == 0 else routes[::-1]:
-                run = measure(target, scenario(c), not args.no_progress)
+                run = measure(target, scenario(c), not args.no_progress, api.get("ours"))
                 report["runs"].append({"group": "routes", "rep": rep, "label": target.label, "concurrency": c, **run})
 
     if args.sequential:  # one engine loaded at a time (a GPU too small for two): alternate whole servers

@@ -30,8 +30,10 @@ from server.errors import (
     NotFoundError,
     ServerError,
 )
+from server.faults.plan import FaultPlan
 from server.harmony.render import HarmonyRenderer, RenderOptions
 from server.http.auth import KeyStore, bearer_token
+from server.http.faults import FaultMiddleware
 from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
 from server.http.requestlog import RequestLogMiddleware
@@ -55,7 +57,9 @@ def build_context(settings: Settings, engine: Engine | None = None) -> ServerCon
             default_reasoning_effort=h.default_reasoning_effort,
         )
     )
-    service = ChatService(engine, renderer, settings.limits, settings.auth.key_limits)
+    testing = settings.testing
+    faults = FaultPlan(testing.faults, testing.fault_header) if testing.faults_enabled else None
+    service = ChatService(engine, renderer, settings.limits, settings.auth.key_limits, faults)
     return ServerContext(
         settings=settings,
         engine=engine,
@@ -221,6 +225,13 @@ def create_app(
         owner = owner_of(path, ctx, wire_apis, headers)
         return owner.name if owner is not None else None
 
+    if settings.testing.faults_enabled:  # never installed otherwise: no code reads the fault header
+        log.warning(
+            "fault injection is ON: %d rule(s); clients may ask for faults with the %s header",
+            len(settings.testing.faults),
+            settings.testing.fault_header,
+        )
+        app.add_middleware(FaultMiddleware, api_of=api_of, header=settings.testing.fault_header)
     # A request whose head the HTTP protocol found malformed: a 400 in the owning route's envelope.
     app.add_middleware(FramingErrorMiddleware, render=render)
     origins = settings.server.cors_allow_origins

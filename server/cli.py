@@ -25,8 +25,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         server["log_level"] = args.log_level
     if server:
         out["server"] = server
+    engine: dict[str, Any] = {}
     if getattr(args, "engine", None):
-        out["engine"] = {"kind": args.engine}
+        engine["kind"] = args.engine
+    if getattr(args, "record", None) is not None:
+        engine["record_dir"] = str(args.record)
+    if getattr(args, "replay", None) is not None:
+        engine.update(kind="scripted", scripted={"mode": "recording", "recording_dir": str(args.replay)})
+    if engine:
+        out["engine"] = engine
     return out
 
 
@@ -37,7 +44,8 @@ def _profile(args: argparse.Namespace) -> str:
     return f"{path.relative_to(CONFIG_DIR.parent) if path.is_relative_to(CONFIG_DIR.parent) else path} ({reason})"
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings the command line names (profile or ``--config``, flags over it)."""
     return load_settings(args.config, _overrides(args))
 
 
@@ -46,7 +54,10 @@ def banner(settings: Settings, keys: int, providers: list[str], profile: str = "
     model = engine.vllm.model or "tiny random-weight gpt-oss checkpoint (built on first run)"
     if engine.kind == "scripted":
         model = f"scripted ({engine.scripted.mode})"
+    if engine.record_dir is not None:
+        model += f", recorded to {engine.record_dir}"
     url = f"http://{settings.server.host}:{settings.server.port}"
+    testing = settings.testing
     return "\n".join(
         [
             "gpt-oss server",
@@ -55,15 +66,29 @@ def banner(settings: Settings, keys: int, providers: list[str], profile: str = "
             f"  model      {model}  (served as '{engine.served_model_name}')",
             f"  routes     {', '.join(providers)}",
             f"  auth       {'on, ' + str(keys) + ' key(s)' if keys else 'OFF (no API keys configured)'}",
-            f"  listening  {url}",
+            f"  listening  {url}"
+            + (f"  ({settings.server.api_processes} API processes)" if settings.server.api_processes > 1 else ""),
+            *(
+                [f"  faults     ON ({len(testing.faults)} rule(s), header {testing.fault_header})"]
+                if testing.faults_enabled
+                else []
+            ),
         ]
     )
+
+
+def print_banner(app: Any, args: argparse.Namespace) -> None:
+    from routes import WIRE_APIS
+
+    ctx = app.state.ctx
+    enabled = [f"{p.name} ({p.paths})" for p in WIRE_APIS if p.enabled(ctx)]
+    sys.stderr.write(banner(ctx.settings, len(ctx.keys), enabled, _profile(args)) + "\n")
 
 
 def serve(args: argparse.Namespace) -> int:
     from server.supervisor import die_with_parent, is_child, remove_orphan_segments, supervise
 
-    settings = _settings(args)
+    settings = settings_for(args)
     if not is_child():  # the supervisor (or an unsupervised server) checks once, before anything slow starts
         from server.preflight import preflight
 
@@ -72,11 +97,17 @@ def serve(args: argparse.Namespace) -> int:
         return supervise(args.argv, settings.server.drain_timeout_s)
     if is_child():
         die_with_parent()
+    if settings.server.api_processes > 1:
+        from server.multiproc import serve_processes
+
+        logging.basicConfig(
+            level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return serve_processes(settings, args.argv)
     from server.offline import stay_offline
 
     stay_offline(settings.engine.vllm.model)
 
-    from routes import WIRE_APIS
     from server.app import create_app
     from server.http.server import build_server
 
@@ -85,8 +116,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     app = create_app(settings)
     ctx = app.state.ctx
-    enabled = [f"{p.name} ({p.paths})" for p in WIRE_APIS if p.enabled(ctx)]
-    sys.stderr.write(banner(settings, len(ctx.keys), enabled, _profile(args)) + "\n")
+    print_banner(app, args)
     started = time.time()
     build_server(app).run()
     if is_child() or not settings.server.supervise:  # a supervisor that died cannot clean up after this tree
@@ -98,7 +128,7 @@ def print_config(args: argparse.Namespace) -> int:
     from server.http.auth import KeyStore
     from server.store.base import redacted_url
 
-    settings = _settings(args)
+    settings = settings_for(args)
     data = settings.model_dump(mode="json")
     data["auth"]["keys_loaded"] = len(KeyStore.from_settings(settings.auth))  # counts only, never keys
     if settings.store.url:
@@ -137,6 +167,16 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--host", default=None)
         sp.add_argument("--port", type=int, default=None)
         sp.add_argument("--engine", choices=["vllm", "scripted"], default=None)
+        sp.add_argument(
+            "--record", type=Path, default=None, metavar="DIR", help="record each request's engine token stream in DIR"
+        )
+        sp.add_argument(
+            "--replay",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="serve a recording (the scripted engine replays DIR)",
+        )
         sp.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default=None)
         sp.add_argument("--print-config", action="store_true", help="print the merged settings and exit")
     sp = sub.add_parser("build-checkpoint", help="build the tiny random-weight gpt-oss checkpoint")

@@ -16,6 +16,8 @@ Tree::
     │   └── RateLimitError           429 admission control (``retry_after`` seconds)
     └── EngineError                  5xx
         ├── EngineUnavailableError   503 engine dead, loading or shutting down
+        │   └── OverloadedError      503 too busy for now, retry later (some wire APIs have their own status)
+        ├── BadGatewayError          502 an upstream answered badly (a gateway's failure)
         ├── RequestTimeoutError      504 the request outlived ``limits.request_timeout_s``
         ├── StoreUnavailableError    503 the document store failed or outlived ``store.op_timeout_s``
         └── InternalError            500 anything unexpected
@@ -130,6 +132,16 @@ class EngineUnavailableError(EngineError):
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OverloadedError(EngineUnavailableError):
+    """Too busy to take the request now; a retry later may succeed (wire APIs with an "overloaded" error send it)."""
+
+
+class BadGatewayError(EngineError):
+    """What a gateway answers when the service behind it failed or sent no valid answer."""
+
+    status = 502
 
 
 class RequestTimeoutError(EngineError):

@@ -1,5 +1,6 @@
-"""One generation's progress, step by step: engine tokens are decoded (harmony), the answer text is matched against
-stop strings, decoded deltas are batched by the stream interval, and the run ends in exactly one ``Finish``.
+"""One generation's progress, step by step: engine tokens are decoded (harmony, or plain text for a raw prompt), the
+answer text is matched against stop strings, decoded deltas are batched by the stream interval, and the run ends in
+exactly one ``Finish``.
 
 ``ChatService`` drives it (``server/service.py``): ``take`` for each engine step, ``fail`` if the engine raises,
 then ``tail`` and ``finish`` once the engine stream is closed.
@@ -8,12 +9,28 @@ then ``tail`` and ``finish`` once the engine stream is closed.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Protocol
 
 from server.engine.base import EngineStep
 from server.errors import ServerError
 from server.harmony.decode import HarmonyDecoder
 from server.stops import StopMatcher
 from server.types import Delta, Finish, FinishReason, Timings, TokenLogprob, ToolCallDelta, Usage
+
+
+class Decoder(Protocol):
+    """Token ids to neutral deltas: the harmony decoder (a chat turn) or the plain one (a raw prompt's text)."""
+
+    @property
+    def has_tool_calls(self) -> bool: ...
+
+    @property
+    def reasoning_tokens(self) -> int: ...
+
+    def feed(self, token_ids: Sequence[int]) -> Delta: ...
+
+    def finish(self) -> Delta: ...
 
 
 class Generation:
@@ -27,8 +44,9 @@ class Generation:
         top_logprobs: int,
         stream_interval: int,
         namespaces: frozenset[str] = frozenset(),
+        decoder: Decoder | None = None,
     ) -> None:
-        self.decoder = HarmonyDecoder(namespaces=namespaces)
+        self.decoder: Decoder = decoder if decoder is not None else HarmonyDecoder(namespaces=namespaces)
         self.stops = StopMatcher(stop)
         self.timings = Timings(start=time.time())
         self.prompt_tokens = prompt_tokens
@@ -76,6 +94,7 @@ class Generation:
         delta.token_ids = step.token_ids
         if step.logprobs is not None:
             delta.logprobs = trim_logprobs(step.logprobs, self.top_logprobs)
+        delta.prompt_logprobs = step.prompt_logprobs
         return delta
 
     def match_stops(self, delta: Delta) -> None:
@@ -112,7 +131,7 @@ class Generation:
                 tail.content += self.stops.flush()
         pending = tail if self._pending is None else merge(self._pending, tail)
         self._pending = None
-        return pending if visible(pending) or pending.token_ids else None
+        return pending if visible(pending) or pending.token_ids or pending.prompt_logprobs else None
 
     def finish(self, abort_cause: ServerError | None = None) -> Finish:
         """The last event: the finish reason (``tool_calls`` when the answer called tools), usage and timings.
@@ -151,6 +170,8 @@ def merge(first: Delta, second: Delta) -> Delta:
     first.token_ids = first.token_ids + second.token_ids
     if second.logprobs is not None:
         first.logprobs = (first.logprobs or []) + second.logprobs
+    if first.prompt_logprobs is None:
+        first.prompt_logprobs = second.prompt_logprobs
     return first
 
 

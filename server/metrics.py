@@ -10,7 +10,9 @@ response ends (``server/requestlog.py``): one place, so logs and metrics agree.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from server.requestlog import RequestRecord
 
@@ -58,6 +60,12 @@ class FrontEndMetrics:
             ["api"],
             registry=registry,
         )
+        self.faults = Counter(
+            "gptoss:injected_faults",
+            "Faults injected by the testing fault plan, by kind.",
+            ["api", "kind"],
+            registry=registry,
+        )
         self.engine_failures = Counter(
             "gptoss:engine_failures", "Times the engine failed to start or died.", registry=registry
         )
@@ -82,6 +90,8 @@ class FrontEndMetrics:
             self.disconnects.labels(api).inc()
         if record.finish_reason in ("abort", "error"):
             self.aborts.labels(api).inc()
+        if record.fault is not None:
+            self.faults.labels(api, record.fault).inc()
 
 
 class ScriptedEngineMetrics:
@@ -91,13 +101,25 @@ class ScriptedEngineMetrics:
     def __init__(self, model_name: str, registry: CollectorRegistry = REGISTRY) -> None:
         labels = (model_name, "0")
         self.running = Gauge(
-            "vllm:num_requests_running", "Requests in model execution batches.", ENGINE_LABELS, registry=registry
+            "vllm:num_requests_running",
+            "Requests in model execution batches.",
+            ENGINE_LABELS,
+            registry=registry,
+            multiprocess_mode="livesum",  # several API processes, an engine each: the sum
         ).labels(*labels)
         self.waiting = Gauge(
-            "vllm:num_requests_waiting", "Requests waiting to be processed.", ENGINE_LABELS, registry=registry
+            "vllm:num_requests_waiting",
+            "Requests waiting to be processed.",
+            ENGINE_LABELS,
+            registry=registry,
+            multiprocess_mode="livesum",
         ).labels(*labels)
         self.kv_cache = Gauge(
-            "vllm:kv_cache_usage_perc", "KV-cache usage (1 = 100%).", ENGINE_LABELS, registry=registry
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage (1 = 100%).",
+            ENGINE_LABELS,
+            registry=registry,
+            multiprocess_mode="max",
         ).labels(*labels)
         self.prompt_tokens = Counter(
             "vllm:prompt_tokens", "Prefill tokens processed.", ENGINE_LABELS, registry=registry
@@ -163,5 +185,10 @@ def scripted_engine(model_name: str) -> ScriptedEngineMetrics:
 
 
 def exposition() -> bytes:
-    """Everything in the process's registry (vLLM's and ours), in Prometheus' text format."""
+    """Everything in the process's registry (vLLM's and ours), in Prometheus' text format; with several API processes
+    (``PROMETHEUS_MULTIPROC_DIR`` set), the sum over all of them, as vLLM's multi-API-server mode serves it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
     return generate_latest(REGISTRY)

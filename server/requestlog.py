@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -32,20 +33,27 @@ class RequestRecord:
     ttft_ms: float | None = None
     duration_ms: float | None = None
     finish_reason: str | None = None
+    fault: str | None = None  # the kind of an injected fault (testing.faults_enabled)
     started: float = field(default_factory=time.time, repr=False)
 
     def finished(self, finish: Finish) -> None:
-        """What the core knows once a generation ends."""
+        """What the core knows once a generation ends. A request answered by several generations (``n`` choices of
+        one prompt) counts its prompt once, the completion tokens of all, and the earliest first token."""
         usage = finish.usage
-        self.prompt_tokens, self.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        self.cached_tokens = usage.cached_tokens
+        first = self.completion_tokens is None
+        self.completion_tokens = (self.completion_tokens or 0) + usage.completion_tokens
+        if first:
+            self.prompt_tokens, self.cached_tokens = usage.prompt_tokens, usage.cached_tokens
         self.finish_reason = finish.reason
         if finish.timings.first_token is not None:
-            self.ttft_ms = round((finish.timings.first_token - self.started) * 1000, 1)
+            ttft = round((finish.timings.first_token - self.started) * 1000, 1)
+            self.ttft_ms = ttft if self.ttft_ms is None else min(self.ttft_ms, ttft)
 
     def fields(self) -> dict[str, object]:
         values = asdict(self)
         values.pop("started")
+        if (process := os.environ.get("GPTOSS_API_PROCESS")) is not None:  # one of several API processes
+            values["process"] = int(process)
         return values
 
 

@@ -1,5 +1,8 @@
 """The neutral core: validate a chat request, render it, admit it, run it, stream neutral events,
 and fold the stream into a result (so streaming and non-streaming answers cannot drift).
+
+A raw prompt (``PromptRequest``: text or token ids the caller formatted itself) skips the rendering and is decoded
+as plain text; limits, admission, aborts and metrics are the same as a chat request's.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from server.errors import (
     RequestTimeoutError,
     ServerError,
 )
-from server.generation import Generation
+from server.faults.inject import ActiveFault
+from server.faults.plan import FaultPlan, current_target
+from server.generation import Decoder, Generation
 from server.harmony.constraints import output_constraint
-from server.harmony.encoding import STOP_TOKEN_IDS
+from server.harmony.decode import HarmonyDecoder
+from server.harmony.encoding import STOP_TOKEN_IDS, VOCAB_SIZE
+from server.harmony.plain import PlainDecoder
 from server.harmony.pool import RenderPool, prompt_chars
 from server.harmony.render import HarmonyRenderer
 from server.key_limits import KeyLimiter
@@ -37,6 +44,9 @@ from server.types import (
     ChatResult,
     Event,
     Finish,
+    PromptLogprobs,
+    PromptRequest,
+    SamplingOptions,
     TokenLogprob,
     ToolCall,
     ToolCallDelta,
@@ -49,7 +59,7 @@ log = logging.getLogger(__name__)
 class PreparedRequest:
     """A validated request with its prompt, ready to run."""
 
-    request: ChatRequest
+    request: ChatRequest | PromptRequest
     request_id: str
     prompt_token_ids: list[int]
     max_tokens: int
@@ -59,6 +69,7 @@ class PreparedRequest:
     abort_cause: ServerError | None = None  # why the server aborted it (drain, deadline), if it did
     deadline: asyncio.TimerHandle | None = None
     key: str | None = None  # the API key's name (per-key limits)
+    fault: ActiveFault | None = None  # an injected fault (testing.faults_enabled)
 
 
 class ChatService:
@@ -68,8 +79,10 @@ class ChatService:
         renderer: HarmonyRenderer,
         limits: LimitsSettings,
         key_limits: dict[str, KeyLimits] | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.engine = engine
+        self.faults = faults  # None unless fault injection is enabled
         self._keys = KeyLimiter(key_limits or {})
         self.renderer = renderer
         self.limits = limits
@@ -111,7 +124,42 @@ class ChatService:
         constraint = self._constraint(request)  # schemas: depth and size, before anything walks them
         chars = self._check_chars(request)
         prompt = await self._render.render(request, chars)
-        max_tokens = self._output_budget(request, len(prompt), default_max_tokens, clamp_max_tokens, context_window)
+        max_tokens = self._output_budget(
+            request.sampling, len(prompt), default_max_tokens, clamp_max_tokens, context_window
+        )
+        return self._prepared(request, prompt, max_tokens, constraint)
+
+    async def prepare_prompt(
+        self, request: PromptRequest, *, default_max_tokens: int | None = None, clamp_max_tokens: bool = False
+    ) -> PreparedRequest:
+        """Validate and tokenize a raw prompt (no harmony rendering); the same limits and errors as ``prepare``.
+
+        Text is tokenized as the model's tokenizer reads it: special-token text becomes that control token."""
+        self._check_stops(request.sampling)
+        if isinstance(request.prompt, str):
+            limits = self.limits
+            chars = len(request.prompt)
+            if chars > limits.max_prompt_chars:
+                raise InvalidRequestError(
+                    f"The prompt holds {chars} characters; the limit is {limits.max_prompt_chars}.", param="prompt"
+                )
+            check_runs([("prompt", request.prompt)], limits.max_word_chars)
+            prompt = await self._render.tokenize(request.prompt)
+        else:
+            prompt = list(request.prompt)
+            check_token_ids(prompt)
+        if not prompt:
+            raise InvalidRequestError("The prompt is empty.", param="prompt")
+        max_tokens = self._output_budget(request.sampling, len(prompt), default_max_tokens, clamp_max_tokens)
+        return self._prepared(request, prompt, max_tokens, None)
+
+    def _prepared(
+        self,
+        request: ChatRequest | PromptRequest,
+        prompt: list[int],
+        max_tokens: int,
+        constraint: dict[str, object] | None,
+    ) -> PreparedRequest:
         request_id = request.request_id or uuid.uuid4().hex
         generation = GenerationRequest(
             request_id=request_id,
@@ -133,7 +181,11 @@ class ChatService:
             raise InvalidRequestError(f"At most {limits.max_messages} messages are allowed.", param="messages")
         if len(request.tools) > limits.max_tools:
             raise InvalidRequestError(f"At most {limits.max_tools} tools are allowed.", param="tools")
-        stops = request.sampling.stop
+        self._check_stops(request.sampling)
+
+    def _check_stops(self, sampling: SamplingOptions) -> None:
+        limits = self.limits
+        stops = sampling.stop
         if len(stops) > limits.max_stop_sequences:
             raise InvalidRequestError(f"At most {limits.max_stop_sequences} stop sequences are allowed.", param="stop")
         if any(len(s) > limits.max_stop_length for s in stops):
@@ -154,7 +206,7 @@ class ChatService:
 
     def _output_budget(
         self,
-        request: ChatRequest,
+        sampling: SamplingOptions,
         prompt_tokens: int,
         default_max_tokens: int | None,
         clamp: bool,
@@ -172,7 +224,7 @@ class ChatService:
             )
         room = max_context - prompt_tokens
         cap = min(room, self.limits.max_output_tokens or room)
-        requested = request.sampling.max_tokens
+        requested = sampling.max_tokens
         if requested is not None and requested > cap and not clamp:
             if requested <= room:  # within the context, over the server's own cap
                 raise InvalidRequestError(
@@ -190,9 +242,9 @@ class ChatService:
             )
         default = default_max_tokens or self.limits.default_max_tokens or cap
         max_tokens = min(requested, cap) if requested is not None else min(default, cap)
-        if request.sampling.min_tokens > max_tokens:
+        if sampling.min_tokens > max_tokens:
             raise InvalidRequestError(
-                f"min_tokens ({request.sampling.min_tokens}) must not exceed max_tokens ({max_tokens}).",
+                f"min_tokens ({sampling.min_tokens}) must not exceed max_tokens ({max_tokens}).",
                 param="min_tokens",
             )
         return max_tokens
@@ -225,6 +277,8 @@ class ChatService:
                 "The model is still loading; retry in a few seconds.", retry_after=LOADING_RETRY_S
             )
         await self.engine.check_health()
+        if self.faults is not None:
+            self._choose_fault(prepared)
         if self._active >= limits.max_concurrent_requests:
             raise RateLimitError(
                 f"The server is at capacity ({limits.max_concurrent_requests} requests in flight). "
@@ -246,8 +300,31 @@ class ChatService:
         self._queued_tokens += tokens
         prepared.admitted = prepared.queued = True
         self._running[prepared.request_id] = prepared
-        if limits.request_timeout_s is not None:
-            prepared.deadline = asyncio.get_running_loop().call_later(limits.request_timeout_s, self._expire, prepared)
+        timeout = limits.request_timeout_s
+        if prepared.fault is not None:
+            timeout = prepared.fault.deadline(timeout)
+        if timeout is not None:
+            prepared.deadline = asyncio.get_running_loop().call_later(timeout, self._expire, prepared, timeout)
+
+    def _choose_fault(self, prepared: PreparedRequest) -> None:
+        """The plan's fault for this request (logged and recorded); one answering before the first byte is raised."""
+        target = current_target()
+        if self.faults is None or target is None:
+            return
+        chosen = self.faults.choose(target)
+        if chosen is None:
+            return
+        fault = ActiveFault(chosen, prepared.request_id, f"{target.api} {target.path}")
+        if (record := requestlog.current()) is not None:
+            record.fault = fault.kind
+        refusal = fault.refusal()
+        if refusal is not None:
+            raise refusal
+        prepared.fault = fault
+
+    def release(self, prepared: PreparedRequest) -> None:
+        """Free ``prepared``'s admission slot before it runs (a request admitted with others that were refused)."""
+        self._release(prepared)
 
     def _dequeue(self, prepared: PreparedRequest) -> None:
         if prepared.queued:
@@ -264,8 +341,7 @@ class ChatService:
             if prepared.deadline is not None:
                 prepared.deadline.cancel()
 
-    def _expire(self, prepared: PreparedRequest) -> None:
-        timeout = self.limits.request_timeout_s
+    def _expire(self, prepared: PreparedRequest, timeout: float) -> None:
         log.warning("request %s ran past its deadline (%ss) and is aborted", prepared.request_id, timeout)
         cause = RequestTimeoutError(f"The request took longer than {timeout:g} seconds and was stopped.")
         task = asyncio.ensure_future(self._abort(prepared, cause))
@@ -276,6 +352,8 @@ class ChatService:
         """Abort a running request on the server's own initiative; its answer ends as truncated by ``cause``."""
         if prepared.admitted and prepared.abort_cause is None:
             prepared.abort_cause = cause
+            if prepared.fault is not None:
+                prepared.fault.interrupt()
             await self.engine.abort(prepared.request_id)
 
     def begin_shutdown(self) -> None:
@@ -308,15 +386,22 @@ class ChatService:
                 stop=sampling.stop,
                 top_logprobs=sampling.top_logprobs,
                 stream_interval=self.limits.stream_interval,
-                namespaces=frozenset(t.namespace for t in prepared.request.tools if t.namespace),
+                decoder=decoder_for(prepared.request),
             )
+            fault = prepared.fault
             engine_steps = self.engine.generate(prepared.generation)
+            if fault is not None:
+                engine_steps = fault.pace(engine_steps)
             try:
                 async for step in engine_steps:
+                    if fault is not None and fault.strikes_now():
+                        break  # an injected fault before the first delta
                     self._dequeue(prepared)  # prefill is done once the engine answers
                     delta = run.take(step)
                     if delta is not None:
                         yield delta
+                        if fault is not None and fault.count_delta():
+                            break
                     if run.done:
                         break  # closing the engine stream below aborts the request
             except (EngineUnavailableError, InvalidRequestError) as exc:
@@ -327,8 +412,10 @@ class ChatService:
                 run.fail(message, InternalError(message))
             finally:
                 await engine_steps.aclose()  # type: ignore[attr-defined]
-            tail = run.tail()
-            if tail is not None:
+            if fault is not None and fault.fault.strikes_in_stream and run.failure is None and run.reason != "abort":
+                error = fault.strike()  # a cut raises here
+                run.fail(error.message, error)
+            elif (tail := run.tail()) is not None:
                 yield tail
             finish = run.finish(prepared.abort_cause)
             self._keys.spend(prepared.key, finish.usage.completion_tokens)
@@ -350,6 +437,7 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
     calls: dict[int, ToolCall] = {}
     token_ids: list[int] = []
     logprobs: list[TokenLogprob] | None = None
+    prompt_logprobs: PromptLogprobs | None = None
     finish: Finish | None = None
     try:
         async for event in events:
@@ -361,6 +449,8 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
             token_ids.extend(event.token_ids)
             if event.logprobs is not None:
                 logprobs = (logprobs or []) + event.logprobs
+            if prompt_logprobs is None:
+                prompt_logprobs = event.prompt_logprobs
             add_tool_call_parts(calls, event.tool_calls)
     finally:
         await events.aclose()  # type: ignore[attr-defined]  # releases the admission slot at once
@@ -385,7 +475,22 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
         token_ids=token_ids,
         logprobs=logprobs,
         prompt_token_ids=prompt_token_ids,
+        prompt_logprobs=prompt_logprobs,
     )
+
+
+def decoder_for(request: ChatRequest | PromptRequest) -> Decoder:
+    """A chat turn (or a raw prompt that asks for it) is decoded as harmony; any other raw prompt as plain text."""
+    if isinstance(request, PromptRequest):
+        return HarmonyDecoder() if request.harmony_output else PlainDecoder()
+    return HarmonyDecoder(namespaces=frozenset(t.namespace for t in request.tools if t.namespace))
+
+
+def check_token_ids(token_ids: list[int]) -> None:
+    """Every id within the vocabulary (vLLM's message)."""
+    if token_ids and (min(token_ids) < 0 or max(token_ids) >= VOCAB_SIZE):
+        bad = min(token_ids) if min(token_ids) < 0 else max(token_ids)
+        raise InvalidRequestError(f"Token id {bad} is out of vocabulary", param="prompt")
 
 
 def add_tool_call_parts(calls: dict[int, ToolCall], parts: list[ToolCallDelta]) -> None:
@@ -421,13 +526,18 @@ def check_text_runs(request: ChatRequest, limit: int) -> None:
     Byte-pair encoding is quadratic in the length of one such run: 100k identical letters take seconds of CPU
     (and a million crash the tokenizer), blocking every other request. Real text breaks words far sooner.
     """
-    pattern = _run_pattern(limit)
     texts: list[tuple[str, str]] = []
     for i, m in enumerate(request.messages):
         texts += [(f"messages.{i}.content", m.content or ""), (f"messages.{i}.reasoning", m.reasoning or "")]
         texts += [(f"messages.{i}.tool_calls", f"{c.namespace} {c.name} {c.arguments}") for c in m.tool_calls]
     tool_texts = [[t.name, t.description, t.parameters, t.namespace, t.namespace_description] for t in request.tools]
     texts += [("tools", json.dumps(tool_texts, ensure_ascii=False))] if tool_texts else []
+    check_runs(texts, limit)
+
+
+def check_runs(texts: list[tuple[str, str]], limit: int) -> None:
+    """``check_text_runs`` over (param, text) pairs."""
+    pattern = _run_pattern(limit)
     for param, text in texts:
         if len(text) > limit and pattern.search(text):
             raise InvalidRequestError(

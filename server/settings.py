@@ -6,6 +6,7 @@ Secrets never live in YAML: the YAML names the environment variable or file that
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -15,6 +16,7 @@ from pydantic import Field, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from server.errors import ConfigError
+from server.faults.plan import FaultRule, check_plan
 from server.section import ProviderSection, Section
 
 if TYPE_CHECKING:
@@ -36,6 +38,9 @@ class ServerSettings(Section):
     # When the engine fails to start or dies, fail in-flight requests and exit non-zero (an orchestrator restarts
     # the service). Off: stay up with /health at 503.
     exit_on_engine_failure: bool = True
+    # API server processes on the one port (server/multiproc.py): with vLLM, N engine clients of one set of engine
+    # cores, as `vllm serve --api-server-count N`; with the scripted engine, N processes with an engine each.
+    api_processes: int = Field(1, ge=1, le=64)
     # Serve FastAPI's interactive docs (/docs, /redoc) and its OpenAPI document (/openapi.json).
     docs: bool = False
     # One line per request (logger "server.requests"): key=value text or one JSON object. Probes are not logged
@@ -63,28 +68,67 @@ class ServerSettings(Section):
     cors_allow_origins: list[str] = Field(default_factory=list)
 
 
-class ScriptRule(Section):
-    """Replay ``text`` (harmony completion text, as the model would write it after
-    ``<|start|>assistant``) when the last user message matches ``match`` (a regex; none = always).
+class ScriptToolCall(Section):
+    """One tool call of a scripted turn: ``name`` (``NAMESPACE.NAME`` for a tool of a named group) and its
+    arguments (a mapping is written as compact JSON, a string as it is)."""
 
-    With ``tool_output`` (a regex) the rule applies only when the prompt ends with a tool's result that matches it:
-    a tool loop's next turn (call, result, answer) is scripted by a second rule with the same ``match``."""
+    name: str = Field(min_length=1)
+    arguments: str | dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def arguments_text(self) -> str:
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments, separators=(",", ":"), ensure_ascii=False)
+
+
+class ScriptRule(Section):
+    """One scripted assistant turn, and when it applies.
+
+    The turn is either ``text`` (harmony completion text, as the model would write it after ``<|start|>assistant``)
+    or high-level parts, rendered with the harmony encoding: ``reasoning`` (the analysis channel), ``content`` (the
+    final answer; with tool calls, the commentary preamble said before them) and ``tool_calls``.
+
+    It applies when every condition given holds (none: always): ``match``, a regex searched in the last user
+    message; ``turn``, the number of user messages in the conversation so far (1 for the first request); and
+    ``tool_output``, a regex searched in the tool result the prompt ends with (the prompt must end with one). A tool
+    loop's next turn (call, result, answer) is scripted by a second rule with the same ``match`` or ``turn`` and a
+    ``tool_output``, listed first."""
 
     match: str | None = None
+    turn: int | None = Field(None, ge=1)
     tool_output: str | None = None
-    text: str
+    text: str | None = None
+    reasoning: str | None = None
+    content: str | None = None
+    tool_calls: list[ScriptToolCall] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ScriptRule:
+        parts = self.reasoning is not None or self.content is not None or bool(self.tool_calls)
+        if (self.text is None) == (not parts):
+            raise ValueError("a script rule holds either harmony `text` or reasoning/content/tool_calls, not both")
+        return self
 
 
 class ScriptedSettings(Section):
-    # echo: answer with the last user message; replay: the first rule that matches (else echo).
-    mode: Literal["echo", "replay"] = "echo"
+    # echo: answer with the last user message; replay: the first rule that matches (else echo); recording: the
+    # token streams of a recording folder (``recording_dir``, made by ``serve --record``), by request hash.
+    mode: Literal["echo", "replay", "recording"] = "echo"
     rules: list[ScriptRule] = Field(default_factory=list)
-    # YAML or JSON file with a list of rules, appended to ``rules``.
+    # YAML or JSON file with a list of rules (or a mapping with a ``rules`` list), appended to ``rules``.
     rules_file: Path | None = None
+    recording_dir: Path | None = None
     token_delay_s: float = Field(0.0, ge=0, le=10)
     # Report prompt tokens shared with earlier prompts (whole 16-token blocks) as cached, as a prefix cache would.
     prefix_cache: bool = False
     max_model_len: int = Field(131072, ge=16)
+
+    @model_validator(mode="after")
+    def _recording_named(self) -> ScriptedSettings:
+        if self.mode == "recording" and self.recording_dir is None:
+            raise ValueError("engine.scripted.mode `recording` needs engine.scripted.recording_dir")
+        return self
 
 
 class VllmSettings(Section):
@@ -103,6 +147,20 @@ class VllmSettings(Section):
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     async_scheduling: bool | None = None
+    # None: vLLM's default (on). vLLM's gpt-oss recipe turns it off only to benchmark on synthetic prompts.
+    enable_prefix_caching: bool | None = None
+    # Largest batch captured as a CUDA graph (vLLM's --max-cudagraph-capture-size); None: vLLM's default.
+    max_cudagraph_capture_size: int | None = Field(None, ge=1)
+    # vLLM's --stream-interval: the engine hands over a request's tokens every N tokens (the first at once). Larger
+    # values cut the API process's work per token; 1 streams every token.
+    stream_interval: int | None = Field(None, ge=1)
+    # vLLM's --kv-cache-dtype ("auto", "fp8", ...); None: vLLM's default.
+    kv_cache_dtype: str | None = None
+    # vLLM's data parallelism: this many engine cores, each a whole copy of the model, behind one AsyncLLM.
+    data_parallel_size: int = Field(1, ge=1)
+    # Environment variables for vLLM and its processes (kernel switches such as VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8),
+    # set before vLLM is imported unless the environment already sets them.
+    env: dict[str, str] = Field(default_factory=dict)
     # vLLM's stat logging, which fills its Prometheus metrics (served on /metrics).
     log_stats: bool = True
     # Seconds vLLM gives its engine core and workers to stop at shutdown before it kills them.
@@ -119,6 +177,9 @@ class EngineSettings(Section):
     served_model_name: str = "gpt-oss-120b"
     vllm: VllmSettings = Field(default_factory=VllmSettings)
     scripted: ScriptedSettings = Field(default_factory=ScriptedSettings)
+    # Record every request's prompt token ids and the engine's token stream in this folder (``serve --record``),
+    # for the scripted engine to replay (``engine.scripted.mode: recording``).
+    record_dir: Path | None = None
 
 
 class HarmonySettings(Section):
@@ -181,6 +242,9 @@ class LimitsSettings(Section):
     # Prompts with more characters than this are rendered in a worker process (harmony's tokenizer holds the
     # GIL for the whole call, so a thread would still stall the event loop); smaller ones render inline.
     render_inline_chars: int = Field(16384, ge=0)
+    # Choices one request may ask for (``n``; a batch of prompts counts each prompt's): each is an engine request
+    # holding an admission slot, so one request takes at most this share of max_concurrent_requests. Over it: 400.
+    max_n: int = Field(16, ge=1, le=1024)
     # Engine steps batched into one streamed event (like vLLM's --stream-interval).
     stream_interval: int = Field(1, ge=1, le=1024)
     max_stop_sequences: int = Field(16, ge=0)
@@ -227,6 +291,32 @@ class StoreSettings(Section):
         return self.max_age_days * 86400
 
 
+class TestingSettings(Section):
+    """``testing``: the offline testing kit. Fault injection (``server/faults/``) is off unless ``faults_enabled``;
+    with it on, the plan's rules hit the generation requests they match, and a request's fault header may name a
+    rule or spell a fault (see ``FaultRule``). With it off the header is ignored: nothing reads it."""
+
+    faults_enabled: bool = False
+    # The plan: a list of rules, each a fault and the requests it hits (server/faults/plan.py documents the fields).
+    faults: list[FaultRule] = Field(default_factory=list)
+    # The request header naming a rule or holding a fault inline (case-insensitive).
+    fault_header: str = Field("x-fault", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # This profile serves real clients (the shipped CPU and GPU profiles say so): faults_enabled is refused at
+    # start-up unless allow_faults_in_production says it is meant.
+    production: bool = False
+    allow_faults_in_production: bool = False
+
+    @model_validator(mode="after")
+    def _not_in_production(self) -> TestingSettings:
+        if self.faults_enabled and self.production and not self.allow_faults_in_production:
+            raise ValueError(
+                "testing.faults_enabled is refused in a production profile (testing.production: true): any client "
+                "could make the server fail. Set testing.allow_faults_in_production: true "
+                "(GPTOSS_TESTING__ALLOW_FAULTS_IN_PRODUCTION=true) if this is intended."
+            )
+        return self
+
+
 class ProvidersSettings(Section):
     """``providers.<name>``: one section per registered wire API (``compose_settings`` adds them)."""
 
@@ -266,7 +356,20 @@ class CoreSettings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+
+    @model_validator(mode="after")
+    def _fault_routes(self) -> CoreSettings:
+        """Fault rules name registered wire APIs (``providers.<name>``)."""
+        routes = set(type(self.providers).model_fields) - set(ProvidersSettings.model_fields)
+        check_plan(self.testing.faults, routes)
+        if self.testing.faults_enabled and self.server.api_processes > 1:
+            raise ValueError(
+                "testing.faults_enabled needs server.api_processes: 1 (each process would count the plan's "
+                "`first`/`every` on its own)."
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -338,10 +441,15 @@ def resolve_config_file(path: Path) -> Path:
 def profile_choice() -> tuple[Path, str]:
     """The default profile and why it was chosen: gpt-oss-120b on GPU when a GPU and CUDA vLLM are present, else the
     CPU profile."""
-    from server.engine.detect import gpu_present, installed_vllm
+    from server.engine.detect import gpu_family, gpu_present, gpus, installed_vllm
 
     dist, gpu = installed_vllm(), gpu_present()
     if dist == "vllm" and gpu:
+        found = gpus()
+        family = gpu_family(found[0]) if found else None
+        profile = CONFIG_DIR / f"gpu-{family}.yaml"
+        if family is not None and profile.is_file():
+            return profile, f"auto: CUDA vLLM on {found[0].name} (compute {found[0].compute_capability})"
         return CONFIG_DIR / "gpu.yaml", "auto: a GPU and CUDA vLLM are present"
     missing = "no GPU found" if not gpu else f"CUDA vLLM not installed ({dist or 'no vLLM'} is)"
     return CONFIG_DIR / "cpu.yaml", f"auto: {missing}"

@@ -85,6 +85,8 @@ class SamplingOptions:
     top_logprobs: int = 0
     ignore_eos: bool = False
     min_tokens: int = 0
+    # logprobs of each prompt token and its ``prompt_logprobs`` most likely alternatives (None: not asked)
+    prompt_logprobs: int | None = None
 
 
 @dataclass(slots=True)
@@ -96,6 +98,33 @@ class ChatRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: ResponseFormat = field(default_factory=ResponseFormat)
     request_id: str | None = None
+
+
+@dataclass(slots=True)
+class PromptRequest:
+    """A raw prompt that the caller formatted itself: no harmony rendering.
+
+    ``prompt`` is text (tokenized as it is: special-token text such as ``<|start|>`` becomes that control token, as
+    the model's own tokenizer reads it) or token ids. The output is plain text unless ``harmony_output``, which
+    decodes it as a harmony turn (reasoning and answer apart)."""
+
+    prompt: str | list[int]
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    harmony_output: bool = False
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class RankedLogprob:
+    """A token's logprob and its rank in the vocabulary (1: the most likely)."""
+
+    token_id: int
+    logprob: float
+    rank: int | None = None
+
+
+# Per prompt token: the token itself, then its most likely alternatives; None for the first token (nothing precedes it)
+PromptLogprobs = list[list[RankedLogprob] | None]
 
 
 @dataclass(slots=True)
@@ -158,6 +187,7 @@ class Delta:
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None
+    prompt_logprobs: PromptLogprobs | None = None  # on the first delta, when asked
 
 
 @dataclass(slots=True)
@@ -204,3 +234,4 @@ class ChatResult:
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None
     prompt_token_ids: list[int] = field(default_factory=list)
+    prompt_logprobs: PromptLogprobs | None = None

@@ -25,6 +25,7 @@ from routes.provider import Provider
 from server.app import create_app
 from server.engine.base import Engine, EngineStep, GenerationRequest
 from server.engine.scripted import ScriptedEngine
+from server.harmony.encoding import get_encoding
 from server.http.server import build_server
 from server.settings import ScriptedSettings, Settings
 
@@ -282,8 +283,10 @@ def threaded_server(
 
 
 @contextlib.contextmanager
-def subprocess_server(config: dict[str, Any], tmp: Path, ready_timeout: float = 900) -> Iterator[LiveServer]:
-    """``python -m server serve --config FILE`` as a child process, exactly as a user starts it (its store in
+def subprocess_server(
+    config: dict[str, Any], tmp: Path, ready_timeout: float = 900, args: tuple[str, ...] = ()
+) -> Iterator[LiveServer]:
+    """``python -m server serve --config FILE [ARGS]`` as a child process, exactly as a user starts it (its store in
     ``tmp`` unless ``config`` names one)."""
     port = free_port()
     config = {**config, "store": {**store_section(tmp), **config.get("store", {})}}
@@ -293,7 +296,7 @@ def subprocess_server(config: dict[str, Any], tmp: Path, ready_timeout: float = 
     env = {**os.environ, "GPTOSS_API_KEYS": API_KEY, "GPTOSS_SERVER__PORT": str(port)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--config", str(config_path)],
+            [sys.executable, "-m", "server", "serve", "--config", str(config_path), *args],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -317,3 +320,20 @@ def subprocess_server(config: dict[str, Any], tmp: Path, ready_timeout: float = 
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+
+class WatchedEngine(ScriptedEngine):
+    """The scripted engine, keeping each request it was given (``prompts``: their prompts as harmony text)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: list[GenerationRequest] = []
+
+    @property
+    def prompts(self) -> list[str]:
+        return [get_encoding().decode(r.prompt_token_ids) for r in self.requests]
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:  # type: ignore[override]
+        self.requests.append(request)
+        async for step in super().generate(request):
+            yield step

@@ -14,9 +14,8 @@ import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from openai import AsyncOpenAI
 
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, LiveServer, WatchedEngine, scripted_settings, threaded_server
 from tests.npm_clients import npm_binary
-from tests.test_responses import RecordingEngine, recording_engine
 
 CODEX = ("@openai/codex", "0.169.0")
 CODEX_TIMEOUT_S = 120
@@ -26,9 +25,9 @@ CODEX_CALL = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, RecordingEngine]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, WatchedEngine]]:
     settings = scripted_settings(tmp_path_factory.mktemp("agents"))
-    engine = recording_engine(settings)
+    engine = WatchedEngine(settings.engine.scripted)
     with threaded_server(settings, engine) as live:
         yield live, engine
 
@@ -59,7 +58,7 @@ def sdk_client(live: LiveServer) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=live.base_url + "/v1", api_key=API_KEY, max_retries=0)
 
 
-def test_the_agents_sdk_runs_a_tool_loop(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_the_agents_sdk_runs_a_tool_loop(server: tuple[LiveServer, WatchedEngine]) -> None:
     live, engine = server
     set_tracing_disabled(True)
     calls: list[str] = []
@@ -81,7 +80,7 @@ def test_the_agents_sdk_runs_a_tool_loop(server: tuple[LiveServer, RecordingEngi
     assert SDK_TOOL_RESULT in second and "<|channel|>analysis<|message|>Look it up.<|end|>" in second
 
 
-def test_the_agents_sdk_streams_a_tool_loop(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_the_agents_sdk_streams_a_tool_loop(server: tuple[LiveServer, WatchedEngine]) -> None:
     live, engine = server
     set_tracing_disabled(True)
     calls: list[str] = []
@@ -139,7 +138,7 @@ def run_codex(codex: Path, live: LiveServer, prompt: str, work: Path) -> subproc
         pytest.fail(f"codex exec ran past {CODEX_TIMEOUT_S}s:\n{err[-4000:]}")
 
 
-def test_codex_exec_answers(codex: Path, server: tuple[LiveServer, RecordingEngine], tmp_path: Path) -> None:
+def test_codex_exec_answers(codex: Path, server: tuple[LiveServer, WatchedEngine], tmp_path: Path) -> None:
     live, engine = server
     work = tmp_path / "work"
     work.mkdir()
@@ -153,7 +152,7 @@ def test_codex_exec_answers(codex: Path, server: tuple[LiveServer, RecordingEngi
 
 
 def test_codex_runs_its_shell_tool_and_answers_from_the_output(
-    codex: Path, server: tuple[LiveServer, RecordingEngine], tmp_path: Path
+    codex: Path, server: tuple[LiveServer, WatchedEngine], tmp_path: Path
 ) -> None:
     live, engine = server
     work = tmp_path / "work"

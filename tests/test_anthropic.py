@@ -20,8 +20,7 @@ from anthropic.types import Message, MessageTokensCount, ModelInfo, RawMessageSt
 
 from server.engine.base import EngineStep, GenerationRequest
 from server.errors import EngineUnavailableError
-from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
-from tests.test_responses import RecordingEngine, recording_engine
+from tests.helpers import API_KEY, FailingEngine, LiveServer, WatchedEngine, scripted_settings, threaded_server
 
 MODEL = "claude-sonnet-4-5"
 HEADERS = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
@@ -49,20 +48,20 @@ RESULT = "<|start|>functions.get_weather<|channel|>commentary to=assistant<|mess
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, RecordingEngine]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, WatchedEngine]]:
     settings = scripted_settings(tmp_path_factory.mktemp("anthropic"))
-    engine = recording_engine(settings)
+    engine = WatchedEngine(settings.engine.scripted)
     with threaded_server(settings, engine) as live:
         yield live, engine
 
 
 @pytest.fixture
-def live(server: tuple[LiveServer, RecordingEngine]) -> LiveServer:
+def live(server: tuple[LiveServer, WatchedEngine]) -> LiveServer:
     return server[0]
 
 
 @pytest.fixture
-def engine(server: tuple[LiveServer, RecordingEngine]) -> RecordingEngine:
+def engine(server: tuple[LiveServer, WatchedEngine]) -> WatchedEngine:
     return server[1]
 
 
@@ -164,7 +163,7 @@ def test_streamed_tool_use_accumulates_its_input(client: anthropic.Anthropic) ->
 
 
 def test_a_tool_loop_keeps_its_thinking_and_drops_it_after_the_answer(
-    client: anthropic.Anthropic, engine: RecordingEngine
+    client: anthropic.Anthropic, engine: WatchedEngine
 ) -> None:
     """Claude Code's shape: ``display: "omitted"`` thinking (empty text, a signature), sent back with the call; the
     tool result is a harmony tool message, so the loop's reasoning (read from the signature) stays in the prompt;
@@ -206,7 +205,7 @@ def _loop_with(thinking_block: dict[str, Any], call_id: str = "toolu_01a") -> di
 
 
 def test_thinking_round_trips_by_its_signature_and_a_tampered_one_is_refused(
-    live: LiveServer, engine: RecordingEngine
+    live: LiveServer, engine: WatchedEngine
 ) -> None:
     first = post(live, ask("weather", tools=[WEATHER])).json()
     block = first["content"][0]
@@ -234,7 +233,7 @@ def test_the_sdk_raises_bad_request_for_a_tampered_signature(client: anthropic.A
     assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
 
 
-def test_tool_results_error_flag_and_blocks_reach_the_prompt(live: LiveServer, engine: RecordingEngine) -> None:
+def test_tool_results_error_flag_and_blocks_reach_the_prompt(live: LiveServer, engine: WatchedEngine) -> None:
     body = _loop_with({"type": "thinking", "thinking": "", "signature": post(live, ask("weather", tools=[WEATHER]))
                        .json()["content"][0]["signature"]})  # fmt: skip
     body["messages"][2]["content"] = [
@@ -248,7 +247,7 @@ def test_tool_results_error_flag_and_blocks_reach_the_prompt(live: LiveServer, e
 # ---- the request -----------------------------------------------------------------------------------------------
 
 
-def test_a_claude_code_shaped_request_is_served(live: LiveServer, engine: RecordingEngine) -> None:
+def test_a_claude_code_shaped_request_is_served(live: LiveServer, engine: WatchedEngine) -> None:
     """What Claude Code sends (captured from 2.1.x): ``?beta=true``, beta headers, system blocks with cache_control, a
     system turn inside messages, adaptive thinking shown as omitted, context_management, metadata, a deferred tool."""
     body = {
@@ -305,7 +304,7 @@ def test_a_claude_code_shaped_request_is_served(live: LiveServer, engine: Record
     ],
 )
 def test_thinking_and_effort_set_harmonys_reasoning_effort(
-    live: LiveServer, engine: RecordingEngine, fields: dict[str, Any], effort: str
+    live: LiveServer, engine: WatchedEngine, fields: dict[str, Any], effort: str
 ) -> None:
     r = post(live, {**ask("reason"), "max_tokens": 30000, **fields})
     assert r.status_code == 200, r.text

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, LiveServer, WatchedEngine, scripted_settings, threaded_server
 from tests.npm_clients import npm_binary
-from tests.test_responses import RecordingEngine, recording_engine
 
 CLAUDE_CODE = ("@anthropic-ai/claude-code", "2.1.332")
 TIMEOUT_S = 180
@@ -30,9 +29,9 @@ def claude() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, RecordingEngine]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, WatchedEngine]]:
     settings = scripted_settings(tmp_path_factory.mktemp("claude-code"))
-    engine = recording_engine(settings)
+    engine = WatchedEngine(settings.engine.scripted)
     with threaded_server(settings, engine) as live:
         yield live, engine
 
@@ -64,7 +63,7 @@ def run_claude(
         pytest.fail(f"claude -p ran past {TIMEOUT_S}s:\n{err[-4000:]}")
 
 
-def test_claude_code_answers(claude: Path, server: tuple[LiveServer, RecordingEngine], tmp_path: Path) -> None:
+def test_claude_code_answers(claude: Path, server: tuple[LiveServer, WatchedEngine], tmp_path: Path) -> None:
     live, engine = server
     work = tmp_path / "work"
     work.mkdir()
@@ -79,7 +78,7 @@ def test_claude_code_answers(claude: Path, server: tuple[LiveServer, RecordingEn
 
 
 def test_claude_code_runs_its_bash_tool_and_answers_from_the_output(
-    claude: Path, server: tuple[LiveServer, RecordingEngine], tmp_path: Path
+    claude: Path, server: tuple[LiveServer, WatchedEngine], tmp_path: Path
 ) -> None:
     live, engine = server
     work = tmp_path / "work"

@@ -8,7 +8,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,19 @@ import requests
 
 from routes.dat1 import errors, ids
 from routes.dat1.settings import Dat1Settings
-from server.engine.base import EngineStep, GenerationRequest
 from server.engine.scripted import ScriptedEngine
-from server.harmony.encoding import get_encoding
 from server.settings import ScriptedSettings
 from tests.cases.dat1 import INVOKE, MODEL, OPENAI_BASE, check_error
 from tests.contract import sse_payloads
-from tests.helpers import API_KEY, FailingEngine, LiveServer, assert_golden, scripted_settings, threaded_server
+from tests.helpers import (
+    API_KEY,
+    FailingEngine,
+    LiveServer,
+    WatchedEngine,
+    assert_golden,
+    scripted_settings,
+    threaded_server,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "dat1"
 KEY = {"X-API-Key": API_KEY}
@@ -60,22 +66,9 @@ TOOL_ID = re.compile(r"^[0-9A-Za-z]{32}$")
 MEASURED = re.compile(r'"((?:prompt|predicted)_(?:ms|per_token_ms|per_second))":[-0-9.e+]+')
 
 
-class RecordingEngine(ScriptedEngine):
-    """The scripted engine, keeping each request's prompt so tests can read what was rendered."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.prompts: list[str] = []
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:  # type: ignore[override]
-        self.prompts.append(get_encoding().decode(request.prompt_token_ids))
-        async for step in super().generate(request):
-            yield step
-
-
 def start(
     tmp: Path,
-    engine: Callable[[ScriptedSettings], ScriptedEngine] = RecordingEngine,
+    engine: Callable[[ScriptedSettings], ScriptedEngine] = WatchedEngine,
     scripted: dict[str, Any] | None = None,
     **dat1_settings: Any,
 ) -> Any:

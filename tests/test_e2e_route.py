@@ -238,7 +238,7 @@ def test_bad_bodies(scripted_server: LiveServer, raw: bytes) -> None:
         ({"top_logprobs": 21, "logprobs": True}, "top_logprobs", "Bad Request"),
         ({"n": 10**9}, "n", "Bad Request"),
         ({"messages": []}, "messages", "Bad Request"),
-        ({"n": 2}, "n", "BadRequestError"),
+        ({"n": 17}, "n", "BadRequestError"),  # over limits.max_n
         ({"tool_choice": "required"}, "tool_choice", "BadRequestError"),
     ],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import jsonschema
 import openai
@@ -188,3 +189,26 @@ def test_seed_determinism_under_concurrency(client: openai.OpenAI) -> None:
     with ThreadPoolExecutor(4) as pool:
         outputs = list(pool.map(run, range(4)))
     assert all(o == outputs[0] for o in outputs)
+
+
+def test_n_choices_stream_and_not(client: openai.OpenAI) -> None:
+    """n=3 runs three engine requests on one prompt: three choices, usage summing them; with a seed, choice i samples
+    as a lone request with seed + i does (vLLM's parallel sampling)."""
+    params: dict[str, Any] = {
+        "model": "gpt-oss-120b",
+        "messages": [{"role": "user", "content": "Three ways"}],
+        "max_tokens": 8,
+        "temperature": 1.0,
+        "extra_body": {"return_token_ids": True, "ignore_eos": True},
+    }
+    r = client.chat.completions.create(n=3, seed=5, **params)
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    assert all(len(c.model_extra["token_ids"]) == 8 and c.finish_reason == "length" for c in r.choices)
+    assert r.usage is not None and r.usage.completion_tokens == 24
+    alone = client.chat.completions.create(seed=6, **params)
+    assert alone.usage is not None and r.usage.prompt_tokens == alone.usage.prompt_tokens
+    assert r.choices[1].model_extra["token_ids"] == alone.choices[0].model_extra["token_ids"]
+    chunks = list(client.chat.completions.create(n=3, stream=True, stream_options={"include_usage": True}, **params))
+    finished = sorted(c.choices[0].index for c in chunks if c.choices and c.choices[0].finish_reason == "length")
+    assert finished == [0, 1, 2]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 24

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,10 +14,7 @@ import ollama
 import pydantic
 import pytest
 
-from server.engine.base import EngineStep, GenerationRequest
-from server.engine.scripted import ScriptedEngine
-from server.harmony.encoding import get_encoding
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, LiveServer, WatchedEngine, scripted_settings, threaded_server
 
 MODEL = "gpt-oss:120b"
 WEATHER_TOOL = {
@@ -35,32 +32,16 @@ WEATHER_TOOL = {
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
-class RecordingEngine(ScriptedEngine):
-    """The scripted engine, keeping each request it was given (and its prompt as harmony text)."""
-
-    requests: list[GenerationRequest]
-
-    @property
-    def prompts(self) -> list[str]:
-        return [get_encoding().decode(r.prompt_token_ids) for r in self.requests]
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
-        self.requests.append(request)
-        async for step in super().generate(request):
-            yield step
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, RecordingEngine]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, WatchedEngine]]:
     settings = scripted_settings(tmp_path_factory.mktemp("ollama"))
-    engine = RecordingEngine(settings.engine.scripted)
-    engine.requests = []
+    engine = WatchedEngine(settings.engine.scripted)
     with threaded_server(settings, engine) as live:
         yield live, engine
 
 
 @pytest.fixture
-def client(server: tuple[LiveServer, RecordingEngine]) -> ollama.Client:
+def client(server: tuple[LiveServer, WatchedEngine]) -> ollama.Client:
     return ollama.Client(host=server[0].base_url, headers=AUTH)
 
 
@@ -96,7 +77,7 @@ def test_chat_streamed(client: ollama.Client) -> None:
     assert last.eval_count == 24  # every token the engine wrote, control tokens included
 
 
-def test_generate(client: ollama.Client, server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_generate(client: ollama.Client, server: tuple[LiveServer, WatchedEngine]) -> None:
     engine = server[1]
     r = client.generate(model=MODEL, prompt="reason", system="Be brief.")
     assert isinstance(r, ollama.GenerateResponse)
@@ -132,7 +113,7 @@ def get_weather(city: str) -> str:
     return f"{city}: sunny, 18C"
 
 
-def test_a_tool_loop(client: ollama.Client, server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_a_tool_loop(client: ollama.Client, server: tuple[LiveServer, WatchedEngine]) -> None:
     """Call, the tool's result back as a ``tool`` message with ``tool_name``, the answer: the reasoning of the loop
     stays in the second turn's prompt and is dropped once a final answer followed."""
     engine = server[1]
@@ -175,7 +156,7 @@ class City(pydantic.BaseModel):
     temp_c: int
 
 
-def test_format(client: ollama.Client, server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_format(client: ollama.Client, server: tuple[LiveServer, WatchedEngine]) -> None:
     engine = server[1]
     r = client.chat(model=MODEL, messages=[{"role": "user", "content": "city json"}], format=City.model_json_schema())
     assert City.model_validate_json(r.message.content or "") == City(city="Paris", temp_c=18)
@@ -188,7 +169,7 @@ def test_format(client: ollama.Client, server: tuple[LiveServer, RecordingEngine
     assert engine.requests[-1].constraint is None
 
 
-def test_think_levels(client: ollama.Client, server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_think_levels(client: ollama.Client, server: tuple[LiveServer, WatchedEngine]) -> None:
     """Levels set harmony's effort; true/false change nothing for gpt-oss (as in Ollama), the reasoning still comes."""
     engine = server[1]
     for think, effort in (("low", "low"), ("high", "high"), (False, "medium"), (True, "medium"), (None, "medium")):
@@ -199,7 +180,7 @@ def test_think_levels(client: ollama.Client, server: tuple[LiveServer, Recording
     assert err.value.status_code == 400 and err.value.error.startswith('invalid think value: "max"')
 
 
-def test_model_endpoints(client: ollama.Client, server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_model_endpoints(client: ollama.Client, server: tuple[LiveServer, WatchedEngine]) -> None:
     (listed,) = client.list().models
     assert listed.model == MODEL and listed.size and listed.digest and len(listed.digest) == 64
     assert listed.details and listed.details.family == "gptoss" and listed.details.parameter_size == "116.8B"
@@ -218,7 +199,7 @@ def test_model_endpoints(client: ollama.Client, server: tuple[LiveServer, Record
         assert client.chat(model=name, messages=[{"role": "user", "content": "reason"}]).model == name  # echoed
 
 
-def test_errors_are_response_errors(client: ollama.Client, server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_errors_are_response_errors(client: ollama.Client, server: tuple[LiveServer, WatchedEngine]) -> None:
     cases = [
         (
             lambda: client.chat(model="gpt-oss", messages=[{"role": "user", "content": "hi"}]),
@@ -266,7 +247,7 @@ def test_pull_and_empty_requests(client: ollama.Client) -> None:
     assert client.generate(model=MODEL, keep_alive=0).done_reason == "unload"
 
 
-def test_the_async_client(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_the_async_client(server: tuple[LiveServer, WatchedEngine]) -> None:
     async def run() -> tuple[ollama.ChatResponse, list[ollama.GenerateResponse]]:
         client = ollama.AsyncClient(host=server[0].base_url, headers=AUTH)
         chat = await client.chat(model=MODEL, messages=[{"role": "user", "content": "reason"}])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,7 @@ import openai
 import pydantic
 import pytest
 
-from server.engine.base import EngineStep, GenerationRequest
-from server.engine.scripted import ScriptedEngine
-from server.harmony.encoding import get_encoding
-from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, WatchedEngine, scripted_settings, threaded_server
 from tests.responses_schema import check
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
@@ -30,33 +27,16 @@ WEATHER_TOOL = {
 }
 
 
-class RecordingEngine(ScriptedEngine):
-    """The scripted engine, keeping each prompt it was given (as harmony text)."""
-
-    prompts: list[str]
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
-        self.prompts.append(get_encoding().decode(request.prompt_token_ids))
-        async for step in super().generate(request):
-            yield step
-
-
-def recording_engine(settings: Any) -> RecordingEngine:
-    engine = RecordingEngine(settings.engine.scripted)
-    engine.prompts = []
-    return engine
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, RecordingEngine]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, WatchedEngine]]:
     settings = scripted_settings(tmp_path_factory.mktemp("responses"))
-    engine = recording_engine(settings)
+    engine = WatchedEngine(settings.engine.scripted)
     with threaded_server(settings, engine) as live:
         yield live, engine
 
 
 @pytest.fixture
-def live(server: tuple[LiveServer, RecordingEngine]) -> LiveServer:
+def live(server: tuple[LiveServer, WatchedEngine]) -> LiveServer:
     return server[0]
 
 
@@ -166,7 +146,7 @@ def test_the_sdk_parses_objects_streams_and_structured_output(client: openai.Ope
     assert parsed.text.format.type == "json_schema"  # type: ignore[union-attr]
 
 
-def test_codexs_tools_are_accepted_and_namespaces_rendered(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_codexs_tools_are_accepted_and_namespaces_rendered(server: tuple[LiveServer, WatchedEngine]) -> None:
     live, engine = server
     namespace = {
         "type": "namespace",
@@ -205,7 +185,7 @@ def test_codexs_tools_are_accepted_and_namespaces_rendered(server: tuple[LiveSer
 # ---- tool loops -------------------------------------------------------------------------------------
 
 
-def test_a_tool_loop_with_previous_response_id(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_a_tool_loop_with_previous_response_id(server: tuple[LiveServer, WatchedEngine]) -> None:
     live, engine = server
     first = post(live, {"model": "gpt-oss-120b", "input": "forecast", "tools": [WEATHER_TOOL],
                         "instructions": "Answer in one line."}).json()  # fmt: skip
@@ -247,7 +227,7 @@ def test_a_tool_loop_with_previous_response_id(server: tuple[LiveServer, Recordi
     assert "<|channel|>final<|message|>It is 18°C and sunny in Paris.<|end|>" in prompt
 
 
-def test_a_stateless_tool_loop_with_encrypted_reasoning(server: tuple[LiveServer, RecordingEngine]) -> None:
+def test_a_stateless_tool_loop_with_encrypted_reasoning(server: tuple[LiveServer, WatchedEngine]) -> None:
     live, engine = server
     user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "forecast"}]}
     common = {"model": "gpt-oss-120b", "tools": [WEATHER_TOOL], "store": False,
@@ -539,7 +519,7 @@ def test_truncation_auto_drops_the_oldest_items_to_fit(tmp_path: Path) -> None:
 
 
 def test_a_preamble_before_a_call_comes_back_as_commentary_and_keeps_the_loops_reasoning(
-    server: tuple[LiveServer, RecordingEngine],
+    server: tuple[LiveServer, WatchedEngine],
 ) -> None:
     live, engine = server
     first = post(live, {"model": "gpt-oss-120b", "input": "preamble forecast", "tools": [WEATHER_TOOL]}).json()

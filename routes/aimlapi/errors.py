@@ -12,11 +12,13 @@ from routes.aimlapi import ids
 from routes.aimlapi.settings import AimlapiSettings, section
 from server.errors import (
     AuthenticationError,
+    BadGatewayError,
     ContextLengthError,
     EngineUnavailableError,
     InternalError,
     InvalidRequestError,
     RateLimitError,
+    RequestTimeoutError,
     ServerError,
 )
 from server.http.jsonio import dumps
@@ -45,6 +47,10 @@ def error_message(exc: ServerError, settings: AimlapiSettings) -> str:
         return "Too Many Requests"
     if isinstance(exc, EngineUnavailableError):
         return "Service unavailable"
+    if isinstance(exc, BadGatewayError):
+        return "Bad Gateway"
+    if isinstance(exc, RequestTimeoutError):
+        return "Generation timeout"
     if isinstance(exc, InternalError) or exc.status >= 500:
         return "Internal server error"
     return exc.message

@@ -71,6 +71,11 @@ def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return (CHAT_PATH, "/model", *MODEL_ALIASES_PATHS, *owns_v1)
 
 
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path: the root (it appends ``/chat/completions``)."""
+    return ""
+
+
 def router(ctx: ServerContext) -> APIRouter:
     """``/chat/completions``, ``/model/{id}`` (and the ``/models`` aliases) always; ``/v1/chat/completions``
     and ``/v1/models`` only when ``providers.v1_owner`` is ``aimlapi``."""

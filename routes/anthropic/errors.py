@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from server.errors import ContextLengthError, ServerError
+from server.errors import ContextLengthError, OverloadedError, ServerError
 from server.http.jsonio import dumps
 
 # our status -> (Anthropic's status, error type)
@@ -40,6 +40,8 @@ def status_and_type(exc: ServerError) -> tuple[int, str]:
 def message_of(exc: ServerError) -> str:
     if isinstance(exc, ContextLengthError) and exc.param != "max_tokens":
         return f"prompt is too long: {exc.prompt_tokens} tokens > {exc.max_context} maximum"
+    if isinstance(exc, OverloadedError):
+        return "Overloaded"  # the message of Anthropic's own 529s
     return exc.message
 
 

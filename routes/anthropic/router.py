@@ -19,7 +19,7 @@ from routes.anthropic.response import Event, Output
 from routes.anthropic.settings import section
 from routes.anthropic.stream import encode
 from routes.provider import Claim
-from routes.shared.run import Ctx, open_stream, parse_body, until_disconnect
+from routes.shared.run import Ctx, feed_all, open_stream, parse_body, until_disconnect
 from server.context import ServerContext
 from server.errors import ContextLengthError, NotFoundError
 from server.http.auth import bearer_token, header_value, require_key
@@ -40,6 +40,11 @@ MODELS_CLAIM = Claim(paths=(MODELS_PATH,), headers=("anthropic-version", "x-api-
 
 def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return (MESSAGES_PATH,)
+
+
+def sdk_base(ctx: ServerContext) -> str:
+    """The `anthropic` SDK's ``base_url`` path: the root (it appends ``/v1/messages``)."""
+    return ""
 
 
 def claims(ctx: ServerContext) -> tuple[Claim, ...]:
@@ -78,16 +83,7 @@ def json_response(value: Any) -> Response:
 
 
 async def _folded(output: Output, events: AsyncIterator[CoreEvent]) -> dict[str, Any]:
-    try:
-        async for event in events:
-            if isinstance(event, Finish):
-                if event.truncated:
-                    raise event.error_of()
-                output.close(event)
-                break
-            output.feed(event)
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
+    await feed_all(output, events)
     return output.message
 
 

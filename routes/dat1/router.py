@@ -92,6 +92,11 @@ def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return (BASE,)
 
 
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path on the open-ai route (it appends ``/chat/completions``)."""
+    return OPENAI_PATH.removesuffix("/chat/completions")
+
+
 def router(ctx: ServerContext) -> APIRouter:
     settings = section(ctx)
     api = APIRouter(route_class=error_route_class(render_error))

@@ -14,3 +14,8 @@ def now() -> float:
 def new_id() -> str:
     """vLLM's ``chatcmpl-`` + the gateway's ``X-Request-Id`` (a dashed uuid4) (tests pin it)."""
     return f"chatcmpl-{uuid.uuid4()}"
+
+
+def new_completion_id() -> str:
+    """vLLM's ``cmpl-`` + the gateway's ``X-Request-Id`` (a dashed uuid4), for ``/v1/completions`` (tests pin it)."""
+    return f"cmpl-{uuid.uuid4()}"

@@ -1,5 +1,5 @@
-"""E2E's paths: ``POST /project/{p-id}/genai/<model>/v1/chat/completions`` and ``GET .../v1/models``, Bearer auth
-(the TIR auth token)."""
+"""E2E's paths: ``POST /project/{p-id}/genai/<model>/v1/chat/completions``, ``POST .../v1/completions`` (vLLM's legacy
+completions) and ``GET .../v1/models``, Bearer auth (the TIR auth token)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from routes.e2e import ids
 from routes.e2e.errors import render_error, stream_error
-from routes.e2e.request import check_model, read_request
+from routes.e2e.request import check_model, read_body, read_request
 from routes.e2e.response import shape
 from routes.e2e.settings import section
 from routes.openai.response import model_card
-from routes.shared.run import Ctx, complete, open_stream
+from routes.shared.completion_request import CompletionRequest
+from routes.shared.run import Ctx, complete_choices, open_choices
+from routes.shared.vllm_completion import respond
 from routes.shared.vllm_response import completion_body
 from routes.shared.vllm_stream import StreamRequest, encode_stream
+from server.choices import check_count, replicate
 from server.context import ServerContext
 from server.http.auth import bearer_token, require_key
 from server.http.jsonio import dumps
@@ -24,11 +27,17 @@ __all__ = ["prefixes", "render_error", "router"]
 
 PREFIX = "/project/{project}/genai/{model_path}/v1"
 CHAT_PATH = "/chat/completions"
+COMPLETIONS_PATH = "/completions"
 MODELS_PATH = "/models"
 
 
 def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return ("/project",)
+
+
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path, for a project called ``default`` (any project name is served)."""
+    return PREFIX.replace("{project}", "default").replace("{model_path}", section(ctx).model_name)
 
 
 def authenticate(request: Request, ctx: Ctx) -> None:
@@ -52,10 +61,12 @@ def router(ctx: ServerContext) -> APIRouter:
         body = await read_request(request, ctx.settings.limits.max_body_bytes)
         check_model(s, body.model)
         completion_id = ids.new_id()
+        check_count(body.choices, ctx.settings.limits)
         prepared = await ctx.service.prepare(body.to_core(completion_id))
+        choices = replicate(prepared, body.choices)
         created = int(ids.now())
         if body.stream:
-            events = await open_stream(ctx, prepared)
+            events = await open_choices(ctx, choices)
             options = body.stream_options
             stream = StreamRequest(
                 completion_id=completion_id,
@@ -64,11 +75,12 @@ def router(ctx: ServerContext) -> APIRouter:
                 continuous_usage=bool(options and options.continuous_usage_stats),
                 return_token_ids=body.return_token_ids,
                 prompt_token_ids=prepared.prompt_token_ids,
+                n=body.choices,
             )
             return sse_response(encode_stream(events, shape(s), stream, stream_error(s)))
-        result = await complete(ctx, request, prepared)
+        answer = await complete_choices(ctx, request, choices)
         payload = completion_body(
-            result,
+            answer,
             shape(s),
             completion_id=completion_id,
             created=created,
@@ -76,6 +88,23 @@ def router(ctx: ServerContext) -> APIRouter:
             tool_choice=prepared.request.tool_choice.mode,
         )
         return Response(dumps(payload), media_type="application/json")
+
+    @api.post(prefix + COMPLETIONS_PATH)
+    async def completions(project: str, request: Request, ctx: Ctx) -> Response:
+        s = section(ctx)
+        body = await read_body(request, ctx.settings.limits.max_body_bytes, CompletionRequest)
+        body.check()
+        check_model(s, body.model)
+        completion_id = ids.new_completion_id()
+        return await respond(
+            ctx,
+            request,
+            body,
+            shape(s),
+            completion_id=completion_id,
+            created=int(ids.now()),
+            stream_error=stream_error(s),
+        )
 
     if section(ctx).models_route:
 

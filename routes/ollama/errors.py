@@ -19,6 +19,7 @@ from server.errors import (
     MethodNotAllowedError,
     ModelNotFoundError,
     NotFoundError,
+    OverloadedError,
     ServerError,
 )
 from server.http.jsonio import dumps
@@ -40,6 +41,10 @@ def go_json(value: Any) -> bytes:
     return raw
 
 
+# Ollama's scheduler's ErrMaxQueue, answered 503 when its queue of pending requests is full
+BUSY = "server busy, please try again.  maximum pending requests exceeded"
+
+
 def not_found(model: str) -> str:
     return f"model '{model}' not found"
 
@@ -57,6 +62,8 @@ def message_of(exc: ServerError) -> str:
         return "404 page not found"
     if isinstance(exc, ClientDisconnectedError):
         return "request canceled"
+    if isinstance(exc, OverloadedError):
+        return BUSY
     return exc.message
 
 

@@ -49,6 +49,11 @@ def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return (BASE,)
 
 
+def sdk_base(ctx: ServerContext) -> str:
+    """The `ollama` client's ``host`` path: the root (it appends ``/api/chat``)."""
+    return ""
+
+
 async def read_body(request: Request, ctx: ServerContext, settings: OllamaSettings) -> dict[str, Any]:
     """The JSON body; any Content-Type from a client that is no browser (as Ollama reads any), JSON from a browser."""
     browser = any(header_value(request, h) is not None for h in BROWSER_HEADERS)

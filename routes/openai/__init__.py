@@ -7,5 +7,5 @@ PROVIDER = Provider(
     name="openai",
     settings=OpenAISettings,
     http="routes.openai.router",
-    paths="/v1/chat/completions, /v1/models",
+    paths="/v1/chat/completions, /v1/completions, /v1/models",
 )

@@ -11,6 +11,11 @@ def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+def new_completion_id() -> str:
+    """vLLM's ``cmpl-`` + a dashless uuid4, for ``/v1/completions`` (tests pin it)."""
+    return f"cmpl-{uuid.uuid4().hex}"
+
+
 def now() -> float:
     """The clock (tests pin it)."""
     return time.time()

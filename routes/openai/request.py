@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from routes.openai.checks import check_body, check_role
+from routes.shared.completion_request import check_prompt_logprobs
 from routes.shared.openai_request import (
     MessageIn,
     NamedToolChoice,
@@ -20,7 +21,6 @@ from routes.shared.openai_request import (
     check_logit_bias,
     stop_as_list,
 )
-from server.errors import InvalidRequestError
 from server.types import ChatRequest, SamplingOptions
 
 INT64 = 2**63 - 1
@@ -74,6 +74,7 @@ class ChatCompletionRequest(BaseModel):
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0, le=INT64)
     return_token_ids: bool = False
+    prompt_logprobs: int | None = None
 
     _stop_list = field_validator("stop")(stop_as_list)
 
@@ -86,11 +87,15 @@ class ChatCompletionRequest(BaseModel):
             check_body(data)
         return data
 
+    @property
+    def choices(self) -> int:
+        """``n``: the choices to generate (null is the default, 1)."""
+        return self.n or 1
+
     def to_core(self, request_id: str) -> ChatRequest:
-        if self.n not in (None, 1):
-            raise InvalidRequestError("Only n=1 is supported.", param="n")
         for message in self.messages:
             check_role(message.role)
+        check_prompt_logprobs(self.prompt_logprobs, bool(self.stream))
         sampling = SamplingOptions(
             max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature,
@@ -107,6 +112,7 @@ class ChatCompletionRequest(BaseModel):
             top_logprobs=self.top_logprobs or 0,
             ignore_eos=self.ignore_eos,
             min_tokens=self.min_tokens,
+            prompt_logprobs=self.prompt_logprobs,
         )
         return chat_to_core(
             messages=self.messages,  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""The OpenAI route's paths: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}``, mounted at
+"""The OpenAI route's paths: ``POST /v1/chat/completions``, ``POST /v1/completions`` (vLLM's legacy completions: a raw
+prompt), ``GET /v1/models``, ``GET /v1/models/{id}``, mounted at
 ``/v1`` unless another wire API owns that prefix, and always under ``/openai/v1``. Bearer auth."""
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from routes.openai.errors import render_error, stream_error
 from routes.openai.request import ChatCompletionRequest
 from routes.openai.response import check_model, model_card, shape
 from routes.openai.settings import NAME
-from routes.shared.run import Ctx, complete, open_stream, parse_body
+from routes.shared.completion_request import CompletionRequest
+from routes.shared.run import Ctx, complete_choices, open_choices, parse_body
+from routes.shared.vllm_completion import respond
 from routes.shared.vllm_response import completion_body
 from routes.shared.vllm_stream import StreamRequest, encode_stream
+from server.choices import check_count, replicate
 from server.context import ServerContext
 from server.http.auth import bearer_token, require_key
 from server.http.body import read_json_object
@@ -23,6 +27,7 @@ from server.http.sse import sse_response
 __all__ = ["prefixes", "render_error", "router"]
 
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
 MODELS_PATH = "/v1/models"
 
 
@@ -32,6 +37,11 @@ def owns_v1(ctx: ServerContext) -> bool:
 
 def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return ("/openai/v1", "/v1") if owns_v1(ctx) else ("/openai/v1",)
+
+
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path (it appends ``/chat/completions``)."""
+    return "/v1" if owns_v1(ctx) else "/openai/v1"
 
 
 def authenticate(request: Request, ctx: Ctx) -> None:
@@ -57,10 +67,12 @@ def _mount(api: APIRouter, prefix: str) -> None:
         body = parse_body(ChatCompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         model = check_model(ctx, body.model)
         completion_id = ids.new_id()
+        check_count(body.choices, ctx.settings.limits)
         prepared = await ctx.service.prepare(body.to_core(completion_id))
+        choices = replicate(prepared, body.choices)
         created = int(ids.now())
         if body.stream:
-            events = await open_stream(ctx, prepared)
+            events = await open_choices(ctx, choices)
             options = body.stream_options
             stream = StreamRequest(
                 completion_id=completion_id,
@@ -69,11 +81,12 @@ def _mount(api: APIRouter, prefix: str) -> None:
                 continuous_usage=bool(options and options.continuous_usage_stats),
                 return_token_ids=body.return_token_ids,
                 prompt_token_ids=prepared.prompt_token_ids,
+                n=body.choices,
             )
             return sse_response(encode_stream(events, shape(model), stream, stream_error))
-        result = await complete(ctx, request, prepared)
+        answer = await complete_choices(ctx, request, choices)
         payload = completion_body(
-            result,
+            answer,
             shape(model),
             completion_id=completion_id,
             created=created,
@@ -81,6 +94,22 @@ def _mount(api: APIRouter, prefix: str) -> None:
             tool_choice=prepared.request.tool_choice.mode,
         )
         return Response(dumps(payload), media_type="application/json")
+
+    @api.post(prefix + COMPLETIONS_PATH, include_in_schema=not prefix)
+    async def completions(request: Request, ctx: Ctx) -> Response:
+        body = parse_body(CompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
+        body.check()
+        model = check_model(ctx, body.model)
+        completion_id = ids.new_completion_id()
+        return await respond(
+            ctx,
+            request,
+            body,
+            shape(model),
+            completion_id=completion_id,
+            created=int(ids.now()),
+            stream_error=stream_error,
+        )
 
     @api.get(prefix + MODELS_PATH, include_in_schema=not prefix)
     async def list_models(ctx: Ctx) -> Response:

@@ -21,7 +21,7 @@ from routes.responses.request import ENCRYPTED_REASONING, OUTPUT_LOGPROBS, Creat
 from routes.responses.response import check_model, skeleton, to_core
 from routes.responses.settings import section
 from routes.responses.state import ResponsesState
-from routes.shared.run import Ctx, open_stream, parse_body, until_disconnect
+from routes.shared.run import Ctx, feed_all, open_stream, parse_body, until_disconnect
 from server.context import ServerContext
 from server.errors import ContextLengthError, InvalidRequestError, ServerError
 from server.http.auth import bearer_token
@@ -42,6 +42,11 @@ PREFIXES = ("/v1", "/openai/v1")
 
 def prefixes(ctx: ServerContext) -> tuple[str, ...]:
     return tuple(p + "/responses" for p in PREFIXES)
+
+
+def sdk_base(ctx: ServerContext) -> str:
+    """The `openai` SDK's ``base_url`` path (it appends ``/responses``)."""
+    return PREFIXES[0]
 
 
 def owner_of(request: Request, ctx: ServerContext) -> str | None:
@@ -157,16 +162,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return json_response(response)
 
     async def folded(output: Output, events: AsyncIterator[CoreEvent]) -> dict[str, Any]:
-        try:
-            async for event in events:
-                if isinstance(event, Finish):
-                    if event.truncated:
-                        raise event.error_of()
-                    output.close(event)
-                    break
-                output.feed(event)
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
+        await feed_all(output, events)
         return output.response
 
     async def streamed(

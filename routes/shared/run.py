@@ -1,19 +1,21 @@
-"""Running a prepared request from a route: the context dependency, body parsing, admission, disconnects."""
+"""Running a prepared request (or its ``n`` choices) from a route: the context dependency, body parsing, admission,
+disconnects."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from server.choices import ChoiceResults, IndexedEvent, admit_all, complete_all, stream_all
 from server.context import ServerContext
 from server.errors import ClientDisconnectedError
 from server.http.routing import validation_error
 from server.service import PreparedRequest
-from server.types import ChatResult, Event
+from server.types import ChatResult, Delta, Event, Finish
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -73,3 +75,37 @@ async def open_stream(ctx: ServerContext, prepared: PreparedRequest) -> AsyncIte
     """Admit, then the neutral event stream (closing it early aborts the engine request)."""
     await start(ctx, prepared)
     return ctx.service.stream(prepared)
+
+
+async def complete_choices(ctx: ServerContext, request: Request, choices: list[PreparedRequest]) -> ChoiceResults:
+    """Admit every choice (or none), run them all to the end and fold each (the non-streaming answer)."""
+    await admit_all(ctx.service, choices)
+    return await until_disconnect(request, complete_all(ctx.service, choices))
+
+
+async def open_choices(ctx: ServerContext, choices: list[PreparedRequest]) -> AsyncIterator[IndexedEvent]:
+    """Admit every choice (or none), then their ``(index, event)`` stream (closing it early aborts them all)."""
+    await admit_all(ctx.service, choices)
+    return stream_all(ctx.service, choices)
+
+
+class EventBuilder(Protocol):
+    """A route's builder of its answer from core events (its stream events are what ``feed``/``close`` return)."""
+
+    def feed(self, delta: Delta) -> Any: ...
+
+    def close(self, finish: Finish) -> Any: ...
+
+
+async def feed_all(builder: EventBuilder, events: AsyncIterator[Event]) -> None:
+    """Feed a whole run into ``builder`` (a non-streaming answer); a truncated run raises its typed error."""
+    try:
+        async for event in events:
+            if isinstance(event, Finish):
+                if event.truncated:
+                    raise event.error_of()
+                builder.close(event)
+                break
+            builder.feed(event)
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]

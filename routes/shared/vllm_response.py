@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from routes.shared.ids import token_text
-from server.types import ChatResult, TokenLogprob, ToolCallDelta
+from server.choices import ChoiceResults
+from server.types import ChatResult, PromptLogprobs, TokenLogprob, ToolCallDelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,26 @@ def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None
             }
         )
     return {"content": content}
+
+
+def prompt_logprobs_body(entries: PromptLogprobs | None) -> list[dict[str, Any] | None] | None:
+    """vLLM's ``prompt_logprobs``: per prompt token (the first None) ``{token_id: {logprob, rank, decoded_token}}``,
+    the prompt token first; ``-inf`` as -9999.0 (vLLM's ``clamp_prompt_logprobs``)."""
+    if entries is None:
+        return None
+    return [
+        None
+        if position is None
+        else {
+            str(e.token_id): {
+                "logprob": max(e.logprob, -9999.0),
+                "rank": e.rank,
+                "decoded_token": token_text(e.token_id),
+            }
+            for e in position
+        }
+        for position in entries
+    ]
 
 
 def _details(cached: int, shape: VllmShape) -> dict[str, int] | None:
@@ -112,19 +133,11 @@ def message_body(result: ChatResult, shape: VllmShape, tool_choice: str = "auto"
     return message
 
 
-def completion_body(
-    result: ChatResult,
-    shape: VllmShape,
-    *,
-    completion_id: str,
-    created: int,
-    return_token_ids: bool,
-    tool_choice: str = "auto",
+def choice_body(
+    result: ChatResult, index: int, shape: VllmShape, return_token_ids: bool, tool_choice: str = "auto"
 ) -> dict[str, Any]:
-    """vLLM's chat completion; ``tool_choice`` is the core request's mode (``auto``, ``none``, ``required``,
-    ``function``)."""
     choice: dict[str, Any] = {
-        "index": 0,
+        "index": index,
         "message": message_body(result, shape, tool_choice),
         "logprobs": openai_logprobs(result.logprobs),
         "finish_reason": result.finish_reason,
@@ -132,17 +145,32 @@ def completion_body(
     }
     if shape.choice_token_ids or return_token_ids:
         choice["token_ids"] = result.token_ids if return_token_ids else None
-    usage = result.usage
+    return choice
+
+
+def completion_body(
+    answer: ChoiceResults,
+    shape: VllmShape,
+    *,
+    completion_id: str,
+    created: int,
+    return_token_ids: bool,
+    tool_choice: str = "auto",
+) -> dict[str, Any]:
+    """The answer's choices in index order; usage as vLLM sums it (the shared prompt once, every choice's output).
+    ``tool_choice`` is the core request's mode (``auto``, ``none``, ``required``, ``function``)."""
+    usage = answer.usage
+    first = answer.results[0]
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": shape.model,
-        "choices": [choice],
+        "choices": [choice_body(r, i, shape, return_token_ids, tool_choice) for i, r in enumerate(answer.results)],
         "service_tier": None,
         "system_fingerprint": shape.system_fingerprint,
         "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, shape),
-        "prompt_logprobs": None,
-        "prompt_token_ids": result.prompt_token_ids if return_token_ids else None,
+        "prompt_logprobs": prompt_logprobs_body(first.prompt_logprobs),
+        "prompt_token_ids": first.prompt_token_ids if return_token_ids else None,
         "kv_transfer_params": None,
     }

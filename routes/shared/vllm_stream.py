@@ -1,8 +1,8 @@
 """vLLM's chat-completion stream, for the routes that are vLLM's OpenAI server (ours, and vLLM behind a gateway).
 
 A role chunk, reasoning/content/tool-call deltas, a finish chunk with ``stop_reason``, a ``choices: []`` usage chunk
-only with ``stream_options.include_usage``, then ``[DONE]``. An error after the first byte is one ``data:`` event
-with the route's error body (``error_event``), then ``[DONE]``.
+only with ``stream_options.include_usage``, then ``[DONE]``; with ``n`` choices, each chunk carries one of them. An
+error after the first byte is one ``data:`` event with the route's error body (``error_event``), then ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from routes.shared.vllm_response import VllmShape, openai_logprobs, stream_usage_body, tool_call_delta
+from server.choices import IndexedEvent
 from server.http.jsonio import SSE_DONE, dumps, sse_event
-from server.types import Delta, Event, Finish
+from server.types import Delta, Finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,18 +28,22 @@ class StreamRequest:
     prompt_token_ids: list[int]
     # ``stream_options.continuous_usage_stats``: every chunk carries the usage so far (with include_usage).
     continuous_usage: bool = False
+    n: int = 1  # choices: a role chunk for each first, then their chunks interleaved as they come
 
 
 async def encode_stream(
-    events: AsyncIterator[Event],
+    events: AsyncIterator[IndexedEvent],
     shape: VllmShape,
     request: StreamRequest,
     error_event: Callable[[Finish], dict[str, Any]],
 ) -> AsyncIterator[bytes]:
+    """vLLM's stream of ``request.n`` choices: each chunk carries one choice with its ``index``; each choice has its
+    own finish chunk; the usage chunk (the prompt once, every choice's tokens) comes after the last of them."""
     continuous = request.include_usage and request.continuous_usage
     return_token_ids = request.return_token_ids
     prompt = len(request.prompt_token_ids)
-    generated = 0
+    generated = [0] * request.n  # per choice, as vLLM's continuous usage counts them
+    completion = [0] * request.n
     head_fields = {
         "id": request.completion_id,
         "object": "chat.completion.chunk",
@@ -46,67 +51,75 @@ async def encode_stream(
         "model": shape.model,
     }
 
-    def chunk(choice: dict[str, Any] | None, **extra: Any) -> bytes:
+    def chunk(index: int, choice: dict[str, Any] | None, **extra: Any) -> bytes:
         body: dict[str, Any] = {**head_fields, "choices": [choice] if choice is not None else []}
         body.update(extra)
         if continuous and choice is not None:
-            body["usage"] = stream_usage_body(prompt, generated)
+            body["usage"] = stream_usage_body(prompt, generated[index])
         return sse_event(body)
 
-    def choice(delta: dict[str, Any], logprobs: Any = None, **extra: Any) -> dict[str, Any]:
-        return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": None, **extra}
+    def choice(index: int, delta: dict[str, Any], logprobs: Any = None, **extra: Any) -> dict[str, Any]:
+        return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None, **extra}
 
     # The hot path: a text delta without logprobs, token ids or usage. Everything but the text is constant per
-    # stream, so it is serialised once (the same bytes as ``chunk(choice({key: text}))``).
+    # choice, so it is serialised once (the same bytes as ``chunk(i, choice(i, {key: text}))``).
     head = sse_event(head_fields)
-    head = head[: -len(b"}\n\n")] + b',"choices":[{"index":0,"delta":{'
+    head = head[: -len(b"}\n\n")] + b',"choices":[{"index":'
     tail = b'},"logprobs":null,"finish_reason":null}]}\n\n'
-    content_head, reasoning_head = head + b'"content":', head + dumps(shape.reasoning_key) + b":"
+    heads = [head + str(i).encode() + b',"delta":{' for i in range(request.n)]
+    content_heads = [h + b'"content":' for h in heads]
+    reasoning_heads = [h + dumps(shape.reasoning_key) + b":" for h in heads]
     plain_text = not return_token_ids and not continuous
 
     first_extra = {"prompt_token_ids": request.prompt_token_ids} if return_token_ids else {}
-    yield chunk(choice({"role": "assistant", "content": ""}), **first_extra)
+    for index in range(request.n):
+        yield chunk(index, choice(index, {"role": "assistant", "content": ""}), **first_extra)
+    cached = 0
     try:
-        async for event in events:
+        async for index, event in events:
             if isinstance(event, Delta):
-                generated += len(event.token_ids)
+                generated[index] += len(event.token_ids)
                 if plain_text and event.logprobs is None and not event.tool_calls:
                     if event.reasoning:
-                        yield reasoning_head + dumps(event.reasoning) + tail
+                        yield reasoning_heads[index] + dumps(event.reasoning) + tail
                     if event.content:
-                        yield content_head + dumps(event.content) + tail
+                        yield content_heads[index] + dumps(event.content) + tail
                     continue
                 logprobs = openai_logprobs(event.logprobs)
                 ids = {"token_ids": event.token_ids} if return_token_ids else {}
                 if event.reasoning:
-                    yield chunk(choice({shape.reasoning_key: event.reasoning}, logprobs, **ids))
+                    yield chunk(index, choice(index, {shape.reasoning_key: event.reasoning}, logprobs, **ids))
                     logprobs, ids = None, {}
                 if event.content:
-                    yield chunk(choice({"content": event.content}, logprobs, **ids))
+                    yield chunk(index, choice(index, {"content": event.content}, logprobs, **ids))
                     logprobs, ids = None, {}
                 for part in event.tool_calls:
-                    yield chunk(choice({"tool_calls": [tool_call_delta(part)]}, logprobs, **ids))
+                    yield chunk(index, choice(index, {"tool_calls": [tool_call_delta(part)]}, logprobs, **ids))
                     logprobs, ids = None, {}
                 if logprobs is not None or ids:
-                    yield chunk(choice({}, logprobs, **ids))
+                    yield chunk(index, choice(index, {}, logprobs, **ids))
                 continue
             finish: Finish = event
             if finish.reason == "error":
                 yield sse_event(error_event(finish))
                 break
-            generated = finish.usage.completion_tokens
+            generated[index] = completion[index] = finish.usage.completion_tokens
+            if index == 0:
+                cached = finish.usage.cached_tokens
             yield chunk(
+                index,
                 {
-                    "index": 0,
+                    "index": index,
                     "delta": {},
                     "logprobs": None,
                     "finish_reason": finish.reason,
                     "stop_reason": finish.stop_reason,
-                }
+                },
             )
+        else:
             if request.include_usage:
-                u = finish.usage
-                yield chunk(None, usage=stream_usage_body(u.prompt_tokens, u.completion_tokens, u.cached_tokens, shape))
+                usage = stream_usage_body(prompt, sum(completion), cached, shape)
+                yield chunk(0, None, usage=usage)
     finally:
         await events.aclose()  # type: ignore[attr-defined]
     yield SSE_DONE

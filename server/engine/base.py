@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from server.types import SamplingOptions, TokenLogprob
+from server.types import PromptLogprobs, SamplingOptions, TokenLogprob
 
 EngineFinish = Literal["stop", "length", "abort"]
 
 
 @dataclass(slots=True)
 class GenerationRequest:
+    """One engine request; ``sampling.prompt_logprobs`` asks for the prompt's logprobs (vLLM's ``prompt_logprobs``)."""
+
     request_id: str
     prompt_token_ids: list[int]
     sampling: SamplingOptions
@@ -37,6 +39,8 @@ class EngineStep:
     logprobs: list[TokenLogprob] | None = None
     # prompt tokens the engine served from its prefix cache (reported with the first step)
     cached_tokens: int | None = None
+    # with ``sampling.prompt_logprobs``: one entry per prompt token (the first None), with the first step
+    prompt_logprobs: PromptLogprobs | None = None
 
 
 @dataclass(slots=True)

@@ -17,6 +17,16 @@ def resolve_model_path(settings: Settings) -> str:
 
 
 def create_engine(settings: Settings) -> Engine:
+    """The configured engine; with ``engine.record_dir``, wrapped to record its token streams there."""
+    engine = _bare_engine(settings)
+    if settings.engine.record_dir is not None:
+        from server.engine.recording import RecordingEngine
+
+        return RecordingEngine(engine, settings.engine.record_dir)
+    return engine
+
+
+def _bare_engine(settings: Settings) -> Engine:
     name = settings.engine.served_model_name
     if settings.engine.kind == "scripted":
         from server.engine.scripted import ScriptedEngine

@@ -1,9 +1,11 @@
 """A deterministic engine for offline client testing and fast tests.
 
-It "generates" harmony text chosen per request: the first configured rule whose regex matches the
-last user message (decoded from the prompt), or an echo of that message as the final answer. Text is
-tokenized with the real o200k_harmony encoding and streamed one token per step, with an optional
-delay, honouring max_tokens, stop tokens, min_tokens and aborts as vLLM does:
+It "generates" harmony text chosen per request: the first configured rule that applies (its regex matches the
+last user message, decoded from the prompt; its turn number is the number of user messages; its tool-output regex
+matches the tool result the prompt ends with), or an echo of the last user message as the final answer. A rule is
+harmony text or reasoning/content/tool calls rendered with the harmony encoding (``server/harmony/script.py``).
+Text is tokenized with the real o200k_harmony encoding and streamed one token per step, with an optional delay,
+honouring max_tokens, stop tokens, min_tokens and aborts as vLLM does:
 
 - a stop token ends the answer (the model's EOS ``<|return|>`` without a ``stop_reason``, unless ``ignore_eos``
   makes it a plain stop token), checked before max_tokens, so a stop token that is the last allowed token is a stop;
@@ -13,7 +15,11 @@ delay, honouring max_tokens, stop tokens, min_tokens and aborts as vLLM does:
 
 Logprobs, when asked, are those of a deterministic sampler: the chosen token ranks first at logprob 0.0, followed by
 ``top_logprobs - 1`` other token ids (a fixed stride through the text vocabulary) at decreasing finite logprobs, in
-vLLM's rank order.
+vLLM's rank order; each prompt token has probability 1 (``prompt_logprobs``: None for the first, as vLLM reports it).
+
+In ``recording`` mode it replays a folder recorded with ``serve --record`` instead (``server/engine/recording.py``):
+each request's recorded engine steps, as they were, by request hash; a request the recording lacks is refused
+with a 404 naming its hash and the folder.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ import yaml
 
 from server import metrics
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.engine.recording import Recording, error_from_json, recorded_steps
 from server.errors import ConfigError, EngineUnavailableError
 from server.harmony.encoding import CHANNEL, END, FIRST_SPECIAL_ID, MESSAGE, RETURN, START, get_encoding
+from server.harmony.script import turn_tokens
 from server.settings import ScriptedSettings, ScriptRule
-from server.types import TokenLogprob
+from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,7 @@ class _CompiledRule:
     pattern: re.Pattern[str] | None
     token_ids: tuple[int, ...]
     tool_output: re.Pattern[str] | None = None
+    turn: int | None = None
 
 
 def load_rules(settings: ScriptedSettings) -> list[ScriptRule]:
@@ -89,11 +98,14 @@ class ScriptedEngine:
         self._rules = [
             _CompiledRule(
                 re.compile(rule.match, re.DOTALL) if rule.match is not None else None,
-                tuple(self._encoding.encode(rule.text, allowed_special="all")),
+                tuple(self._rule_tokens(rule)),
                 re.compile(rule.tool_output, re.DOTALL) if rule.tool_output is not None else None,
+                rule.turn,
             )
             for rule in load_rules(settings)
         ]
+        self._recording = Recording(settings.recording_dir) if settings.mode == "recording" else None
+        max_model_len = self._recording.max_model_len if self._recording is not None else settings.max_model_len
         self._user = self._encoding.encode("user", disallowed_special=())
         self._final_header = [CHANNEL, *self._encoding.encode("final", disallowed_special=()), MESSAGE]
         (self._filler,) = self._encoding.encode(" ", disallowed_special=())
@@ -104,9 +116,17 @@ class ScriptedEngine:
         self._info = EngineInfo(
             name="scripted",
             model=served_model_name,
-            max_model_len=settings.max_model_len,
+            max_model_len=max_model_len,
             details={"mode": settings.mode, "rules": len(self._rules), "token_delay_s": settings.token_delay_s},
         )
+        if self._recording is not None:
+            self._info.details["recorded_requests"] = len(self._recording)
+
+    def _rule_tokens(self, rule: ScriptRule) -> list[int]:
+        if rule.text is not None:
+            return list(self._encoding.encode(rule.text, allowed_special="all"))
+        calls = [(call.name, call.arguments_text) for call in rule.tool_calls]
+        return turn_tokens(rule.reasoning, rule.content, calls)
 
     @property
     def info(self) -> EngineInfo:
@@ -128,7 +148,14 @@ class ScriptedEngine:
         return len(self._running)
 
     def validate(self, request: GenerationRequest) -> None:
-        """The scripted engine replays its script whatever the constraint; nothing to check."""
+        """Scripts play whatever the constraint: nothing to check. A recording must hold the request (else 404), and
+        refuses it again where the recorded engine did."""
+        if self._recording is None:
+            return
+        take = self._recording.peek(request)
+        if "rejected" in take:
+            self._recording.take(request)
+            raise error_from_json(take["rejected"])
 
     async def abort(self, request_id: str) -> None:
         event = self._running.get(request_id)
@@ -164,12 +191,20 @@ class ScriptedEngine:
             return None
         return self._encoding.decode(prompt[begin:end])
 
+    def user_turns(self, prompt: list[int]) -> int:
+        """The number of user messages in a rendered harmony prompt."""
+        user, n = self._user, len(self._user)
+        return sum(1 for i, token in enumerate(prompt) if token == START and prompt[i + 1 : i + 1 + n] == user)
+
     def script_for(self, prompt: list[int]) -> list[int]:
         user_text = self.last_user_text(prompt)
         if self._settings.mode == "replay":
             tool_output = self.last_tool_output(prompt)
+            turns = self.user_turns(prompt)
             for rule in self._rules:
                 if rule.tool_output is not None and (tool_output is None or not rule.tool_output.search(tool_output)):
+                    continue
+                if rule.turn is not None and rule.turn != turns:
                     continue
                 if rule.pattern is None or rule.pattern.search(user_text):
                     return list(rule.token_ids)
@@ -199,6 +234,10 @@ class ScriptedEngine:
             raise EngineUnavailableError("The engine is not running.")
         if request.request_id in self._running:
             raise ValueError(f"duplicate request id {request.request_id}")
+        if self._recording is not None:
+            async for step in self._replay(request):
+                yield step
+            return
         aborted = asyncio.Event()
         self._running[request.request_id] = aborted
         stops = set(request.stop_token_ids)
@@ -222,8 +261,10 @@ class ScriptedEngine:
                     yield EngineStep([], finish_reason="abort")
                     return
                 logprobs = [TokenLogprob(token, 0.0, top_logprobs(token, alternatives))] if want_logprobs else None
+                prompt_logprobs = None
                 if produced == 1:
                     self._first_step(request, cached, started)
+                    prompt_logprobs = self.prompt_logprobs(request)
                 else:
                     cached = None  # reported with the first step only
                 if token in stops:
@@ -231,14 +272,25 @@ class ScriptedEngine:
                     reason = "stop"
                     stop_reason = None if token == eos else token
                     yield EngineStep(
-                        [token], finish_reason="stop", stop_reason=stop_reason, logprobs=logprobs, cached_tokens=cached
+                        [token],
+                        finish_reason="stop",
+                        stop_reason=stop_reason,
+                        logprobs=logprobs,
+                        cached_tokens=cached,
+                        prompt_logprobs=prompt_logprobs,
                     )
                     return
                 if produced >= request.max_tokens:
                     reason = "length"
-                    yield EngineStep([token], finish_reason="length", logprobs=logprobs, cached_tokens=cached)
+                    yield EngineStep(
+                        [token],
+                        finish_reason="length",
+                        logprobs=logprobs,
+                        cached_tokens=cached,
+                        prompt_logprobs=prompt_logprobs,
+                    )
                     return
-                yield EngineStep([token], logprobs=logprobs, cached_tokens=cached)
+                yield EngineStep([token], logprobs=logprobs, cached_tokens=cached, prompt_logprobs=prompt_logprobs)
             # the script ran out without a stop token: the turn ends like an EOS
             reason = "stop"
             yield EngineStep([], finish_reason="stop")
@@ -248,6 +300,48 @@ class ScriptedEngine:
             stats.generation_tokens.inc(produced)
             stats.request_latency.observe(time.monotonic() - started)
             stats.finished(reason)
+
+    async def _replay(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        """The recorded steps of ``request``, one engine step each; then the recorded error, if the run ended in one,
+        or an abort where the recorded run was cut short earlier than this one."""
+        take = self._recording.take(request) if self._recording is not None else {}
+        aborted = asyncio.Event()
+        self._running[request.request_id] = aborted
+        delay = self._settings.token_delay_s
+        stats = self._metrics
+        stats.waiting.inc()
+        started, produced, running, reason = time.monotonic(), 0, False, "abort"
+        try:
+            for step in recorded_steps(take):
+                await asyncio.sleep(delay)
+                if aborted.is_set():
+                    yield EngineStep([], finish_reason="abort")
+                    return
+                if not running:
+                    self._first_step(request, step.cached_tokens, started)
+                    running = True
+                produced += len(step.token_ids)
+                yield step
+                if step.finish_reason is not None:
+                    reason = step.finish_reason
+                    return
+            if "error" in take:
+                raise error_from_json(take["error"])
+            yield EngineStep([], finish_reason="abort")
+        finally:
+            self._running.pop(request.request_id, None)
+            (stats.running if running else stats.waiting).dec()
+            stats.generation_tokens.inc(produced)
+            stats.request_latency.observe(time.monotonic() - started)
+            stats.finished(reason)
+
+    @staticmethod
+    def prompt_logprobs(request: GenerationRequest) -> PromptLogprobs | None:
+        """Each prompt token after the first at logprob 0.0 and rank 1 (its alternatives all rank below it)."""
+        if request.sampling.prompt_logprobs is None:
+            return None
+        tokens = request.prompt_token_ids
+        return [None, *([RankedLogprob(token, 0.0, 1)] for token in tokens[1:])]
 
     def _first_step(self, request: GenerationRequest, cached: int | None, started: float) -> None:
         """vLLM's per-request stats at the first token: prefill done, the request moves from waiting to running."""

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from server import textonly
@@ -20,7 +20,7 @@ from server.engine.base import EngineInfo, EngineStep, GenerationRequest
 from server.errors import EngineUnavailableError, InvalidRequestError, RateLimitError
 from server.offline import stay_offline
 from server.settings import VllmSettings
-from server.types import TokenLogprob
+from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +62,31 @@ def build_engine_args(settings: VllmSettings, model: str, served_model_name: str
         args["max_num_seqs"] = settings.max_num_seqs
     if settings.max_num_batched_tokens is not None:
         args["max_num_batched_tokens"] = settings.max_num_batched_tokens
-    if settings.async_scheduling is not None:
-        args["async_scheduling"] = settings.async_scheduling
+    optional = {
+        "async_scheduling": settings.async_scheduling,
+        "enable_prefix_caching": settings.enable_prefix_caching,
+        "max_cudagraph_capture_size": settings.max_cudagraph_capture_size,
+        "stream_interval": settings.stream_interval,
+        "kv_cache_dtype": settings.kv_cache_dtype,
+    }
+    args.update({key: value for key, value in optional.items() if value is not None})
+    if settings.data_parallel_size > 1:
+        args["data_parallel_size"] = settings.data_parallel_size
     args.update(settings.extra_args)
     return args
 
 
 class VllmEngine:
-    def __init__(self, settings: VllmSettings, model: str, served_model_name: str) -> None:
+    """``client``: the addresses of engine cores another process launched (``serve_api_processes``): this engine is
+    then one of several API processes' clients of those cores instead of starting its own."""
+
+    def __init__(
+        self, settings: VllmSettings, model: str, served_model_name: str, client: dict[str, Any] | None = None
+    ) -> None:
         self._settings = settings
         self._model = model
         self._served = served_model_name
+        self._client = client
         self._llm: Any = None
         self._defaults: dict[str, Any] = {}
         self._dead: asyncio.Future[None] | None = None  # resolved once the engine is found dead
@@ -85,13 +99,7 @@ class VllmEngine:
         return self._info
 
     async def start(self) -> None:
-        stay_offline(self._model)  # before vLLM is imported: no usage stats, no hub access for a local model
-        if self._settings.cpu_kvcache_space_gib is not None:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self._settings.cpu_kvcache_space_gib:g}")
-        # How long vLLM waits for its processes to stop before killing them (engine core, then its workers).
-        os.environ.setdefault(
-            "VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", f"{max(1, round(self._settings.shutdown_timeout_s))}"
-        )
+        prepare_environment(self._settings, self._model)
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -100,9 +108,12 @@ class VllmEngine:
         logging.getLogger("vllm.v1.metrics.loggers").setLevel(logging.WARNING)
         kwargs = build_engine_args(self._settings, self._model, self._served)
         engine_args = AsyncEngineArgs(**kwargs)
-        log.info("starting vLLM engine: %s", {k: v for k, v in kwargs.items() if k != "served_model_name"})
-        # Loading takes from seconds to minutes: keep the event loop free (liveness stays answerable).
-        self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, engine_args)
+        if self._client is None:
+            log.info("starting vLLM engine: %s", {k: v for k, v in kwargs.items() if k != "served_model_name"})
+            # Loading takes from seconds to minutes: keep the event loop free (liveness stays answerable).
+            self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, engine_args)
+        else:
+            self._llm = await asyncio.to_thread(_connect, engine_args, self._client)
         self._info.max_model_len = int(self._llm.model_config.max_model_len)
         # Like vLLM's own server: the checkpoint's generation_config.json supplies sampling defaults.
         self._defaults = {
@@ -183,6 +194,8 @@ class VllmEngine:
                 kwargs[name] = value
         if s.logprobs:
             kwargs["logprobs"] = s.top_logprobs
+        if s.prompt_logprobs is not None:
+            kwargs["prompt_logprobs"] = s.prompt_logprobs
         if request.constraint is not None:
             kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
         try:
@@ -211,6 +224,7 @@ class VllmEngine:
                     stop_reason=completion.stop_reason,
                     logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
                     cached_tokens=out.num_cached_tokens,
+                    prompt_logprobs=_prompt_logprobs(out.prompt_logprobs) if out is first else None,
                 )
                 try:
                     out = await outputs.__anext__()
@@ -243,6 +257,102 @@ class VllmEngine:
             return None
 
 
+def prepare_environment(settings: VllmSettings, model: str) -> None:
+    """What must hold before vLLM is imported, in every process that imports it."""
+    stay_offline(model)  # no usage stats, no hub access for a local model
+    for name, value in settings.env.items():
+        os.environ.setdefault(name, value)
+    if settings.cpu_kvcache_space_gib is not None:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.cpu_kvcache_space_gib:g}")
+    # How long vLLM waits for its processes to stop before killing them (engine core, then its workers).
+    os.environ.setdefault("VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS", f"{max(1, round(settings.shutdown_timeout_s))}")
+
+
+def _connect(engine_args: Any, client: dict[str, Any]) -> Any:
+    """An AsyncLLM that is one API process's client of engine cores launched elsewhere (as vLLM's API server workers
+    build theirs: vllm/entrypoints/launchers/api_server/entry.py, ``build_async_engine_client``)."""
+    from vllm.usage.usage_lib import UsageContext
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    addresses = {k: v for k, v in client.items() if k not in ("client_count", "client_index", "api_server_loads")}
+    engine_args._api_process_count = client["client_count"]
+    engine_args._api_process_rank = client["client_index"]
+    config = engine_args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+    return AsyncLLM.from_vllm_config(
+        vllm_config=config,
+        usage_context=UsageContext.OPENAI_API_SERVER,
+        disable_log_stats=engine_args.disable_log_stats,
+        client_addresses=addresses,
+        client_count=client["client_count"],
+        client_index=client["client_index"],
+    )
+
+
+def serve_api_processes(
+    settings: VllmSettings,
+    model: str,
+    served_model_name: str,
+    count: int,
+    worker: Callable[..., None],
+    address: str,
+    payload: Any,
+    stop_timeout_s: float,
+) -> int:
+    """vLLM's multi-API-server launch, as ``vllm serve --api-server-count N`` does it (vLLM 0.32/0.33,
+    vllm/entrypoints/cli/serve.py ``run_multi_api_server``): bind the engine's ZMQ listeners for ``count`` clients,
+    launch the engine core(s) once, start ``count`` API processes with vLLM's ``APIServerProcessManager`` (each runs
+    ``worker(address, None, payload, client_config)`` and listens on ``address`` itself), then watch them all.
+    Returns 0 after a shutdown asked for by SIGTERM/SIGINT (``SystemExit`` raised by the caller's handler), 1 when
+    any process died. On the way out the API processes get SIGTERM and ``stop_timeout_s`` to drain, then the engine
+    cores stop."""
+    prepare_environment(settings, model)
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.usage.usage_lib import UsageContext
+    from vllm.v1.engine.utils import bind_engine_zmq_listeners, launch_core_engines
+    from vllm.v1.executor import Executor
+    from vllm.v1.utils import APIServerProcessManager, wait_for_completion_or_failure
+
+    engine_args = AsyncEngineArgs(**build_engine_args(settings, model, served_model_name))
+    engine_args._api_process_count = count
+    engine_args._api_process_rank = -1
+    config = engine_args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+    listeners = bind_engine_zmq_listeners(config, count)
+    manager: Any = None
+    launch: Any = None
+    status = 0
+    try:
+        with launch_core_engines(
+            config, Executor.get_class(config), not engine_args.disable_log_stats, listeners.addresses
+        ) as launch:
+            coordinator = launch.coordinator
+            manager = APIServerProcessManager(
+                listen_address=address,
+                sock=None,
+                args=payload,
+                num_servers=count,
+                input_listeners=listeners.inputs,
+                output_listeners=listeners.outputs,
+                target_server_fn=worker,
+                stats_update_address=coordinator.get_stats_publish_address() if coordinator else None,
+                tensor_queue=launch.tensor_queue,
+            )
+            launch.watched_frontend_processes = manager.processes  # one dying during start-up stops the start
+        wait_for_completion_or_failure(manager, launch.engine_manager, launch.coordinator)
+    except SystemExit:
+        status = 0
+    except Exception as exc:
+        log.error("stopping every API process and the engine: %s", exc)
+        status = 1
+    finally:
+        if manager is not None:
+            manager.shutdown(timeout=stop_timeout_s)
+        if launch is not None and launch.engine_manager is not None:
+            launch.engine_manager.shutdown(timeout=settings.shutdown_timeout_s)
+        if launch is not None and launch.coordinator is not None:
+            launch.coordinator.shutdown(timeout=settings.shutdown_timeout_s)
+    return status
+
+
 def _message(exc: BaseException) -> str:
     """The error's own text (``VLLMValidationError.__str__`` appends the parameter and value)."""
     return str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
@@ -273,6 +383,16 @@ def _logprobs(token_ids: Any, logprobs: Any) -> list[TokenLogprob] | None:
         top = [(tid, float(lp.logprob)) for tid, lp in ranked]
         out.append(TokenLogprob(token_id, float(chosen.logprob) if chosen is not None else float("-inf"), top))
     return out
+
+
+def _prompt_logprobs(positions: Any) -> PromptLogprobs | None:
+    """vLLM's per-position dicts (the prompt token first, then the top alternatives), in their order."""
+    if positions is None:
+        return None
+    return [
+        None if entry is None else [RankedLogprob(tid, float(lp.logprob), lp.rank) for tid, lp in entry.items()]
+        for entry in positions
+    ]
 
 
 def _vllm_dist() -> str:

@@ -18,9 +18,16 @@ CALL = 200012
 # Tokens at which an assistant turn ends: <|return|> (final answer) and <|call|> (tool call).
 STOP_TOKEN_IDS: tuple[int, ...] = (RETURN, CALL)
 FIRST_SPECIAL_ID = 199998
+VOCAB_SIZE = 201088  # o200k_harmony's ids, specials included
 
 
 @functools.cache
 def get_encoding() -> HarmonyEncoding:
     ensure_vocab()
     return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+
+
+def encode_prompt(text: str) -> list[int]:
+    """A raw prompt's text as gpt-oss's Hugging Face tokenizer reads it (and so vLLM): special-token text such as
+    ``<|start|>`` is that control token, everything else ordinary text; no BOS is added."""
+    return get_encoding().encode(text, allowed_special="all")

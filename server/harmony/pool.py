@@ -1,4 +1,4 @@
-"""Rendering large prompts off the event loop.
+"""Rendering (and tokenizing raw prompt text) of large prompts off the event loop.
 
 harmony's tokenizer holds the GIL for the whole of one call: a 1.6 MB conversation takes seconds, and a thread would
 stall the event loop (and ``/live``) just the same. Prompts above ``inline_chars`` characters are therefore rendered
@@ -12,16 +12,21 @@ import asyncio
 import json
 import logging
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from server.errors import InternalError, InvalidRequestError
+from server.harmony.encoding import encode_prompt
 from server.harmony.render import HarmonyRenderer, RenderOptions
 from server.types import ChatRequest
 
 log = logging.getLogger(__name__)
 
 _worker_renderer: HarmonyRenderer | None = None
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _init_worker(options: RenderOptions) -> None:
@@ -59,6 +64,18 @@ class RenderPool:
     async def render(self, request: ChatRequest, chars: int) -> list[int]:
         if chars <= self.inline_chars:
             return self.renderer.render(request)
+        outcome = await self._in_worker(_render_in_worker, request)
+        if isinstance(outcome, tuple):
+            raise InvalidRequestError(outcome[0], param=outcome[1])
+        return outcome
+
+    async def tokenize(self, text: str) -> list[int]:
+        """A raw prompt's token ids (``encode_prompt``), off the event loop when the text is large."""
+        if len(text) <= self.inline_chars:
+            return encode_prompt(text)
+        return await self._in_worker(encode_prompt, text)  # type: ignore[no-any-return]
+
+    async def _in_worker(self, fn: Callable[[T], R], arg: T) -> R:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=1,
@@ -67,14 +84,11 @@ class RenderPool:
                 initargs=(self.renderer.options,),
             )
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(self._executor, _render_in_worker, request)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, arg)
         except BrokenProcessPool:
             log.error("the render worker died; it is restarted for the next request")
             self.close()
             raise InternalError("The prompt could not be rendered.") from None
-        if isinstance(outcome, tuple):
-            raise InvalidRequestError(outcome[0], param=outcome[1])
-        return outcome
 
     def close(self) -> None:
         executor, self._executor = self._executor, None

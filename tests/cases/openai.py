@@ -45,7 +45,7 @@ RANGE_ERRORS: list[dict[str, Any]] = [
     {"top_p": 0},
     {"logprobs": True, "top_logprobs": 21},
     {"top_logprobs": 2},  # without logprobs
-    {"n": 2},
+    {"n": 17},  # over limits.max_n
     {"logit_bias": {"100": 101}},
 ]
 
