@@ -2,9 +2,10 @@
 
 ``npm_binary("@openai/codex", "0.169.0", "codex")`` installs the package into
 ``<cache root>/npm/openai-codex-0.169.0`` (``npm install --prefix``) the first time and returns the path of its
-``node_modules/.bin`` program; later runs, and other processes racing for the same version (a file lock), find it
-ready by its stamp file. Without ``npm``/``node`` the tests that need one are skipped, except in CI (``CI`` set),
-where they fail.
+``node_modules/.bin`` program; ``npm_package("openai", "6.49.0")`` installs a library the same way and returns its
+``node_modules`` folder (for ``NODE_PATH``). Later runs, and other processes racing for the same version (a file
+lock), find it ready by its stamp file. Without ``npm``/``node`` the tests that need one are skipped, except in CI
+(``CI`` set), where they fail.
 """
 
 from __future__ import annotations
@@ -50,11 +51,22 @@ def install_folder(package: str, version: str, root: Path | None = None) -> Path
 
 def npm_binary(package: str, version: str, binary: str, root: Path | None = None) -> Path:
     """The program ``binary`` of ``package@version``, installed first if needed (``root``: instead of the cache)."""
+    return _installed(package, version, Path("node_modules") / ".bin" / binary, root)
+
+
+def npm_package(package: str, version: str, root: Path | None = None) -> Path:
+    """The ``node_modules`` folder holding ``package@version`` (a library), installed first if needed."""
+    _installed(package, version, Path("node_modules") / package / "package.json", root)
+    return install_folder(package, version, root) / "node_modules"
+
+
+def _installed(package: str, version: str, marker: Path, root: Path | None) -> Path:
+    """``marker`` (a path inside the install folder) once ``package@version`` is installed there."""
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
         unavailable(f"{package} needs node and npm on PATH (found node={node}, npm={npm})")
     folder = install_folder(package, version, root)
-    stamp, program = folder / STAMP, folder / "node_modules" / ".bin" / binary
+    stamp, program = folder / STAMP, folder / marker
     spec = f"{package}@{version}"
     if stamp.is_file() and stamp.read_text().strip() == spec and program.exists():
         return program

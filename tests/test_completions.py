@@ -163,7 +163,9 @@ def test_legacy_logprobs(client: openai.OpenAI, scripted_server: LiveServer) -> 
     tokens = [token_text(t) for t in script]  # every output token, <|return|> included, as vLLM lists them
     assert logprobs.tokens == tokens
     assert logprobs.token_logprobs == [0.0] * len(script)
-    assert logprobs.top_logprobs == [{t: 0.0} for t in tokens]  # the chosen token first (the only one here)
+    tops = logprobs.top_logprobs or []
+    assert [next(iter(top.items())) for top in tops] == [(t, 0.0) for t in tokens]  # the chosen token first
+    assert all(list(top.values()) == [0.0, -10.0] for top in tops)  # then the scripted sampler's alternative
     offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
     assert logprobs.text_offset == offsets
     chunks = stream_payloads(

@@ -268,6 +268,9 @@ def test_logprobs(client: ollama.Client) -> None:
         "<|channel|>analysis<|message|>User says hi. Reply politely.<|end|><|start|>assistant<|channel|>final"
         "<|message|>Hello! How can I help?<|return|>"
     )
-    # the scripted engine's sampler is deterministic: one alternative, the token itself, probability 1
-    assert all(e.logprob == 0.0 and [t.token for t in e.top_logprobs or []] == [e.token] for e in entries)
+    # the scripted engine's sampler is deterministic: the token itself first (probability 1), then one other token
+    for e in entries:
+        first, second = e.top_logprobs or []
+        assert e.logprob == first.logprob == 0.0 and first.token == e.token
+        assert second.token != e.token and second.logprob == -10.0
     assert not client.chat(model=MODEL, messages=[{"role": "user", "content": "reason"}]).logprobs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 import pytest
 import requests
 
@@ -111,7 +112,6 @@ def test_bad_bodies(scripted_server: LiveServer, raw: bytes, param: str | None) 
         ({**GOOD, "logit_bias": {"abc": 1}}, "logit_bias"),
         ({**GOOD, "logit_bias": {"5": 1000}}, "logit_bias"),
         ({**GOOD, "stop": ["x"] * 100}, "stop"),
-        ({"model": "gpt-oss-120b", "messages": [{"role": "function", "content": "x"}]}, "messages.0.role"),
         ({"model": "gpt-oss-120b", "messages": [{"role": "user"}]}, "messages.0"),
         ({"model": "gpt-oss-120b", "messages": [{"content": "x"}]}, "messages.0.role"),
         (
@@ -129,6 +129,80 @@ def test_bad_bodies(scripted_server: LiveServer, raw: bytes, param: str | None) 
 def test_validation_errors_are_400(scripted_server: LiveServer, body: dict[str, Any], param: str) -> None:
     err = assert_error(post(scripted_server, body), 400)
     assert err["param"] == param or (err["param"] or "").startswith(param)
+
+
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+NAMED_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
+AUTHOR_ERROR = (
+    "1 validation error for Author\nrole\n  Input should be 'user', 'assistant', 'system', 'developer' or 'tool' "
+    "[type=enum, input_value='{role}', input_type=str]\n    For further information visit "
+    "https://errors.pydantic.dev/{version}/v/enum"
+)
+
+
+@pytest.mark.parametrize("path", [URL, "/project/p-5915/genai/gpt_oss_120b/v1/chat/completions"])
+@pytest.mark.parametrize(
+    ("fields", "message", "param"),
+    [
+        ({"stream_options": {"include_usage": True}}, "Stream options can only be defined when `stream=True`.",
+         "stream_options"),
+        ({"stream": False, "stream_options": {"continuous_usage_stats": True}},
+         "Stream options can only be defined when `stream=True`.", "stream_options"),
+        ({"tools": []}, "`tools` must not be an empty array. Either provide at least one tool or omit the field "
+         "entirely.", "tools"),
+        ({"tool_choice": "auto"}, "When using `tool_choice`, `tools` must be set.", "tool_choice"),
+        ({"tool_choice": "required"}, "When using `tool_choice`, `tools` must be set.", "tool_choice"),
+        ({"tools": [TOOL], "tool_choice": "any"},
+         'Invalid value for `tool_choice`: any! Only named tools, "none", "auto" or "required" are supported.',
+         "tool_choice"),
+        ({"tools": [TOOL], "tool_choice": {"type": "function"}},
+         f"Invalid value for `function`: `None` in `tool_choice`! {NAMED_USAGE}", "tool_choice.function"),
+        ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {}}},
+         f"Expected field `name` in `function` in `tool_choice`! {NAMED_USAGE}", "tool_choice.function.name"),
+        ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "other"}}},
+         "The tool specified in `tool_choice` does not match any of the specified `tools`", "tool_choice"),
+        ({"top_logprobs": 2}, "when using `top_logprobs`, `logprobs` must be set to true.", "top_logprobs"),
+        ({"stream": True, "prompt_logprobs": 1}, "`prompt_logprobs` are not available when `stream=True`.",
+         "prompt_logprobs"),
+        ({"response_format": {"type": "json_schema"}},
+         "When response_format type is 'json_schema', the 'json_schema' field must be provided.", "response_format"),
+        ({"continue_final_message": True, "add_generation_prompt": True},
+         "Cannot set both `continue_final_message` and `add_generation_prompt` to True.", None),
+        ({"logprob_token_ids": [5]}, "when using `logprob_token_ids`, `logprobs` must be set to true.",
+         "logprob_token_ids"),
+        ({"cache_salt": ""}, "Parameter 'cache_salt' must be a non-empty string if provided.", "cache_salt"),
+        ({"cache_salt": "a/b"}, "Parameter 'cache_salt' must be at most 128 characters and must not contain '@', "
+         "'/', '\\\\', or NUL.", "cache_salt"),
+        # several faults: pydantic runs vLLM's validators last-defined first (tools before stream_options)
+        ({"tools": [], "stream_options": {"include_usage": True}}, "`tools` must not be an empty array. Either "
+         "provide at least one tool or omit the field entirely.", "tools"),
+    ],
+)  # fmt: skip
+def test_vllm_request_checks(
+    scripted_server: LiveServer, path: str, fields: dict[str, Any], message: str, param: str | None
+) -> None:
+    """vLLM's own ChatCompletionRequest checks: 400 with its messages, on /v1 and on E2E (vLLM behind a gateway)."""
+    model = "gpt_oss_120b" if path.startswith("/project") else "gpt-oss-120b"
+    body = {**GOOD, "model": model, **fields}
+    headers = {"Authorization": f"Bearer {scripted_server.api_key}"}
+    r = requests.post(scripted_server.base_url + path, json=body, headers=headers, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == message and r.json()["error"]["param"] == param
+
+
+def test_stream_options_with_stream_or_empty_are_fine(scripted_server: LiveServer) -> None:
+    assert post(scripted_server, {**GOOD, "stream_options": {}}).status_code == 200  # vLLM checks truthiness
+    assert post(scripted_server, {**GOOD, "stream": True, "stream_options": {"include_usage": True}}).status_code == 200
+    assert post(scripted_server, {**GOOD, "tool_choice": "none"}).status_code == 200  # no tools needed for "none"
+
+
+@pytest.mark.parametrize("role", ["function", "narrator", ""])
+def test_roles_harmony_lacks_are_refused_as_vllm_refuses_them(scripted_server: LiveServer, role: str) -> None:
+    """vLLM takes any role, then its harmony path fails making an Author of it: 400 with pydantic's text."""
+    body = {**GOOD, "messages": [{"role": "user", "content": "hi"}, {"role": role, "content": "x"}]}
+    err = assert_error(post(scripted_server, body), 400, param=None)
+    version = ".".join(pydantic.VERSION.split(".")[:2])
+    assert err["message"] == AUTHOR_ERROR.format(role=role, version=version)
 
 
 def test_nan_and_infinity_rejected(scripted_server: LiveServer) -> None:

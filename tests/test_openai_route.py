@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 import openai
@@ -60,6 +61,62 @@ def test_streaming_chunks_fold_to_non_streaming(client: openai.OpenAI) -> None:
     assert full.usage is not None
     assert chunks[-1].usage.completion_tokens == full.usage.completion_tokens
     assert chunks[-1].usage.prompt_tokens == full.usage.prompt_tokens
+
+
+def test_continuous_usage_stats(scripted_server: LiveServer) -> None:
+    """vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk carries the usage so far, the
+    role chunk none generated yet, the finish chunk all of it, then the usage chunk."""
+    body = {
+        "model": "gpt-oss-120b",
+        "messages": [{"role": "user", "content": "reason"}],
+        "stream": True,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+    }
+    headers = {"Authorization": f"Bearer {scripted_server.api_key}"}
+    r = requests.post(scripted_server.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
+    payloads = [json.loads(b[len("data: ") :]) for b in r.text.split("\n\n") if b and b != "data: [DONE]"]
+    *chunks, last = payloads
+    assert all(list(p["usage"]) == ["prompt_tokens", "total_tokens", "completion_tokens"] for p in payloads)
+    prompt = chunks[0]["usage"]["prompt_tokens"]
+    assert chunks[0]["usage"] == {"prompt_tokens": prompt, "total_tokens": prompt, "completion_tokens": 0}
+    counts = [p["usage"]["completion_tokens"] for p in chunks]
+    assert counts == sorted(counts) and len(set(counts)) > 2
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and last["choices"] == []
+    assert counts[-1] == last["usage"]["completion_tokens"] > 0
+    without = dict(body, stream_options={"continuous_usage_stats": True})  # only with include_usage, as in vLLM
+    r = requests.post(scripted_server.base_url + "/v1/chat/completions", json=without, headers=headers, timeout=30)
+    assert r.status_code == 200 and '"usage"' not in r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "reasoning_key"),
+    [
+        ("/v1/chat/completions", "gpt-oss-120b", "reasoning"),
+        ("/project/p-5915/genai/gpt_oss_120b/v1/chat/completions", "gpt_oss_120b", "reasoning_content"),
+    ],
+)
+def test_empty_answer_and_reasoning_are_null(
+    scripted_server: LiveServer, path: str, model: str, reasoning_key: str
+) -> None:
+    """vLLM's harmony parser: an empty answer or reasoning is null (E2E is vLLM too); with a required or named
+    tool_choice an empty answer is "" instead."""
+    headers = {"Authorization": f"Bearer {scripted_server.api_key}"}
+
+    def message(text: str, **fields: Any) -> dict[str, Any]:
+        body = {"model": model, "messages": [{"role": "user", "content": text}], **fields}
+        r = requests.post(scripted_server.base_url + path, json=body, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["choices"][0]["message"]  # type: ignore[no-any-return]
+
+    cut = message("reason", max_tokens=5)  # the answer cut short inside the reasoning
+    assert cut["content"] is None and cut[reasoning_key] == "User says"
+    plain = message("hello there")
+    assert plain["content"] == "hello there" and plain[reasoning_key] is None
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    for choice in ("auto", "required", {"type": "function", "function": {"name": "get_weather"}}):
+        called = message("two tools", tools=tools, tool_choice=choice)
+        assert [c["function"]["name"] for c in called["tool_calls"]] == ["get_weather"]
+        assert called["content"] == (None if choice == "auto" else "") and called[reasoning_key] is None
 
 
 def test_stream_framing_raw(scripted_server: LiveServer) -> None:

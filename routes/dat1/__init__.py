@@ -5,7 +5,8 @@ Two paths reach the same llama-server:
 - ``POST /api/v1/collection/gpt-120-oss/invoke-chat`` with ``X-API-Key`` (dat1's documented route, called with
   ``requests``; the body names no model);
 - ``POST /api/v1/collection/open-ai/chat/completions`` with ``Authorization: Bearer`` and
-  ``"model": "gpt-120-oss"`` (the OpenAI SDK with ``base_url=.../api/v1/collection/open-ai``).
+  ``"model": "gpt-120-oss"`` (the OpenAI SDK with ``base_url=.../api/v1/collection/open-ai``); like llama-server it
+  serves any ``model`` name (``openai_models`` lists the only ones to accept instead).
 
 The body is read as llama-server reads it (``oaicompat_chat_params_parse`` then ``params_from_json_cmpl``): a known
 key of the wrong type falls back to its default (``json_value``), unknown keys are ignored, numbers keep

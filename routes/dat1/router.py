@@ -50,9 +50,9 @@ async def chat(request: Request, ctx: ServerContext, *, openai_route: bool) -> R
     except InvalidRequestError as exc:  # not JSON, or not an object
         raise ParseError(exc.message) from None
     if openai_route:
-        # the gateway picks the collection by `model`
+        # llama-server serves whatever `model` names; a configured list makes the gateway refuse other names
         name = body.get("model")
-        if isinstance(name, str) and name not in settings.openai_models:
+        if settings.openai_models and isinstance(name, str) and name not in settings.openai_models:
             raise ModelNotFoundError(name)
     messages = body.get("messages")
     if isinstance(messages, list) and len(messages) > ctx.settings.limits.max_messages:  # before parsing them

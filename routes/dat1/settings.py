@@ -21,8 +21,10 @@ class Dat1Settings(ProviderSection):
     # POST /api/v1/collection/<collection>/invoke-chat (X-API-Key; the body names no model).
     collection: str = Field("gpt-120-oss", pattern=r"^[A-Za-z0-9._-]+$")
     # POST /api/v1/collection/open-ai/chat/completions (Bearer; OpenAI SDK) and the `model` names it accepts.
+    # Empty (default): any name, as llama-server ignores `model` (dat1's docs name "gpt-120-oss", llama.cpp's
+    # examples send others); INFERRED whether dat1's gateway refuses other names (list them to answer 404).
     openai_route: bool = True
-    openai_models: list[str] = Field(default_factory=lambda: ["gpt-120-oss"])
+    openai_models: list[str] = Field(default_factory=list)
     # Echoed `model` when the body names none: llama-server's DEFAULT_OAICOMPAT_MODEL, as in dat1's docs.
     model_name: str = "gpt-3.5-turbo"
     # Aug-2025 llama-server echoes the request's `model` (a string); newer builds always report model_name.

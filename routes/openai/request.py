@@ -1,8 +1,10 @@
 """vLLM's chat request (OpenAI's fields plus vLLM's extras) into the core's ``ChatRequest``.
 
-The E2E route (vLLM behind a gateway) uses the same model. ``structured_outputs`` (vLLM's
-``StructuredOutputsParams``) is refused and combined with ``response_format`` as vLLM does, with vLLM's messages;
-the ``guided_*`` fields vLLM removed are ignored with the warning vLLM logs.
+The E2E route (vLLM behind a gateway) uses the same model. vLLM's own checks (``routes/openai/checks.py``) run on the
+raw body first, with vLLM's messages; a message's role may be any string, as in vLLM, and one harmony cannot render
+is refused as vLLM's harmony path refuses it. ``structured_outputs`` (vLLM's ``StructuredOutputsParams``) is refused
+and combined with ``response_format`` as vLLM does, with vLLM's messages; the ``guided_*`` fields vLLM removed are
+ignored with the warning vLLM logs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from routes.openai.checks import check_body, check_role
 from routes.shared.completion_request import check_prompt_logprobs
 from routes.shared.openai_request import (
     MessageIn,
@@ -170,6 +173,12 @@ class StreamOptions(BaseModel):
     continuous_usage_stats: bool = False
 
 
+class VllmMessageIn(MessageIn):
+    """vLLM's message: any role (its custom message type), checked against harmony's roles in ``to_core``."""
+
+    role: str = Field(max_length=256)  # type: ignore[assignment]
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat request with vLLM's extras (top_k, min_p, repetition_penalty, ...).
 
@@ -178,7 +187,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    messages: list[MessageIn] = Field(min_length=1, max_length=4096)
+    messages: list[VllmMessageIn] = Field(min_length=1, max_length=4096)
     model: str | None = Field(None, max_length=256)
     max_tokens: int | None = Field(None, ge=1, le=INT64)
     max_completion_tokens: int | None = Field(None, ge=1, le=INT64)
@@ -215,6 +224,13 @@ class ChatCompletionRequest(BaseModel):
 
     _guided = model_validator(mode="before")(warn_removed_guided)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _vllm_checks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_body(data)
+        return data
+
     @property
     def choices(self) -> int:
         """``n``: the choices to generate (null is the default, 1)."""
@@ -222,8 +238,8 @@ class ChatCompletionRequest(BaseModel):
 
     def to_core(self, request_id: str) -> ChatRequest:
         check_greedy(self.choices, self.temperature)
-        if self.top_logprobs and not self.logprobs:
-            raise InvalidRequestError("top_logprobs requires logprobs to be true.", param="top_logprobs")
+        for message in self.messages:
+            check_role(message.role)
         check_prompt_logprobs(self.prompt_logprobs, bool(self.stream))
         sampling = SamplingOptions(
             max_tokens=self.max_completion_tokens or self.max_tokens,
@@ -244,7 +260,7 @@ class ChatCompletionRequest(BaseModel):
             prompt_logprobs=self.prompt_logprobs,
         )
         chat = chat_to_core(
-            messages=self.messages,
+            messages=self.messages,  # type: ignore[arg-type]
             sampling=sampling,
             reasoning_effort=self.reasoning_effort,
             tools=self.tools,

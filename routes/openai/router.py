@@ -73,10 +73,12 @@ def _mount(api: APIRouter, prefix: str) -> None:
         created = int(ids.now())
         if body.stream:
             events = await open_choices(ctx, choices)
+            options = body.stream_options
             stream = StreamRequest(
                 completion_id=completion_id,
                 created=created,
-                include_usage=bool(body.stream_options and body.stream_options.include_usage),
+                include_usage=bool(options and options.include_usage),
+                continuous_usage=bool(options and options.continuous_usage_stats),
                 return_token_ids=body.return_token_ids,
                 prompt_token_ids=prepared.prompt_token_ids,
                 n=body.choices,
@@ -84,7 +86,12 @@ def _mount(api: APIRouter, prefix: str) -> None:
             return sse_response(encode_stream(events, shape(model), stream, stream_error))
         answer = await complete_choices(ctx, request, choices)
         payload = completion_body(
-            answer, shape(model), completion_id=completion_id, created=created, return_token_ids=body.return_token_ids
+            answer,
+            shape(model),
+            completion_id=completion_id,
+            created=created,
+            return_token_ids=body.return_token_ids,
+            tool_choice=prepared.request.tool_choice.mode,
         )
         return Response(dumps(payload), media_type="application/json")
 

@@ -33,8 +33,10 @@ class OxenSettings(ProviderSection):
     sort_keys: Literal["stream", "all", "none"] = "stream"
     # UNKNOWN whether reasoning is returned: None omits it; a name (e.g. "reasoning_content") adds that field.
     reasoning_field: str | None = None
-    # UNKNOWN stream edges: a role-only first chunk; a usage chunk when stream_options.include_usage is set.
-    stream_role_chunk: bool = False
+    # UNKNOWN stream edges. A role-only first chunk (on by default: OpenAI's SDK stream helpers, openai-node's
+    # `chat.completions.stream()` and `runTools`, fail with "missing role for choice 0" on a stream whose deltas
+    # never name the role); a usage chunk when stream_options.include_usage is set.
+    stream_role_chunk: bool = True
     stream_usage: bool = True
 
 

@@ -115,10 +115,13 @@ def tool_call_delta(part: ToolCallDelta) -> dict[str, Any]:
     return {"index": part.index, "function": {"arguments": part.arguments}}
 
 
-def message_body(result: ChatResult, shape: VllmShape) -> dict[str, Any]:
+def message_body(result: ChatResult, shape: VllmShape, tool_choice: str = "auto") -> dict[str, Any]:
+    """vLLM's harmony parser reports an empty answer (and empty reasoning) as null; with a ``required`` or named
+    (``function``) tool_choice vLLM writes an empty answer as ``""``."""
+    forced = tool_choice in ("required", "function")
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": result.content,
+        "content": result.content or ("" if forced else None),
         "refusal": None,
         "annotations": None,
         "audio": None,
@@ -130,10 +133,12 @@ def message_body(result: ChatResult, shape: VllmShape) -> dict[str, Any]:
     return message
 
 
-def choice_body(result: ChatResult, index: int, shape: VllmShape, return_token_ids: bool) -> dict[str, Any]:
+def choice_body(
+    result: ChatResult, index: int, shape: VllmShape, return_token_ids: bool, tool_choice: str = "auto"
+) -> dict[str, Any]:
     choice: dict[str, Any] = {
         "index": index,
-        "message": message_body(result, shape),
+        "message": message_body(result, shape, tool_choice),
         "logprobs": openai_logprobs(result.logprobs),
         "finish_reason": result.finish_reason,
         "stop_reason": result.stop_reason,
@@ -144,9 +149,16 @@ def choice_body(result: ChatResult, index: int, shape: VllmShape, return_token_i
 
 
 def completion_body(
-    answer: ChoiceResults, shape: VllmShape, *, completion_id: str, created: int, return_token_ids: bool
+    answer: ChoiceResults,
+    shape: VllmShape,
+    *,
+    completion_id: str,
+    created: int,
+    return_token_ids: bool,
+    tool_choice: str = "auto",
 ) -> dict[str, Any]:
-    """The answer's choices in index order; usage as vLLM sums it (the shared prompt once, every choice's output)."""
+    """The answer's choices in index order; usage as vLLM sums it (the shared prompt once, every choice's output).
+    ``tool_choice`` is the core request's mode (``auto``, ``none``, ``required``, ``function``)."""
     usage = answer.usage
     first = answer.results[0]
     return {
@@ -154,7 +166,7 @@ def completion_body(
         "object": "chat.completion",
         "created": created,
         "model": shape.model,
-        "choices": [choice_body(r, i, shape, return_token_ids) for i, r in enumerate(answer.results)],
+        "choices": [choice_body(r, i, shape, return_token_ids, tool_choice) for i, r in enumerate(answer.results)],
         "service_tier": None,
         "system_fingerprint": shape.system_fingerprint,
         "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, shape),

@@ -5,9 +5,17 @@ last user message, decoded from the prompt; its turn number is the number of use
 matches the tool result the prompt ends with), or an echo of the last user message as the final answer. A rule is
 harmony text or reasoning/content/tool calls rendered with the harmony encoding (``server/harmony/script.py``).
 Text is tokenized with the real o200k_harmony encoding and streamed one token per step, with an optional delay,
-honouring max_tokens, stop tokens and aborts exactly like a real engine. Logprobs, when asked, are those of a
-deterministic sampler: the chosen token has probability 1 (logprob 0.0), and so has each prompt token
-(``prompt_logprobs``: None for the first, as vLLM reports it).
+honouring max_tokens, stop tokens, min_tokens and aborts as vLLM does:
+
+- a stop token ends the answer (the model's EOS ``<|return|>`` without a ``stop_reason``, unless ``ignore_eos``
+  makes it a plain stop token), checked before max_tokens, so a stop token that is the last allowed token is a stop;
+- ``min_tokens``: vLLM masks every stop token until min_tokens tokens are out, so the script's stop token (or its
+  end) comes later; the scripted model writes filler tokens (a space each: harmless trailing whitespace in an
+  answer or in a call's JSON arguments) until min_tokens tokens are out, then the stop token.
+
+Logprobs, when asked, are those of a deterministic sampler: the chosen token ranks first at logprob 0.0, followed by
+``top_logprobs - 1`` other token ids (a fixed stride through the text vocabulary) at decreasing finite logprobs, in
+vLLM's rank order; each prompt token has probability 1 (``prompt_logprobs``: None for the first, as vLLM reports it).
 
 It replays its script whatever the constraint, but refuses what the vLLM engine refuses: where vLLM is installed,
 ``validate`` runs the vLLM engine's own checks (sampling values, constraints compiled by xgrammar).
@@ -33,7 +41,7 @@ from server.engine.base import EngineInfo, EngineStep, GenerationRequest
 from server.engine.detect import installed_vllm
 from server.engine.recording import Recording, error_from_json, recorded_steps
 from server.errors import ConfigError, EngineUnavailableError
-from server.harmony.encoding import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
+from server.harmony.encoding import CHANNEL, END, FIRST_SPECIAL_ID, MESSAGE, RETURN, START, get_encoding
 from server.harmony.script import turn_tokens
 from server.settings import ScriptedSettings, ScriptRule
 from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
@@ -64,6 +72,27 @@ def load_rules(settings: ScriptedSettings) -> list[ScriptRule]:
 
 PREFIX_BLOCK = 16  # vLLM's default KV-cache block size
 PREFIX_CACHE_PROMPTS = 64  # earlier prompts remembered
+ALTERNATIVE_STRIDE = 7919  # a prime: the alternatives of one token are distinct ids
+
+
+def top_logprobs(token: int, count: int) -> list[tuple[int, float]]:
+    """``count`` ranked (token id, logprob) entries: the chosen token at 0.0, then distinct other text tokens at
+    -10, -11, ... (finite and decreasing, as vLLM ranks them)."""
+    others = ((token + i * ALTERNATIVE_STRIDE) % FIRST_SPECIAL_ID for i in range(1, count))
+    return [(token, 0.0), *((other, -9.0 - i) for i, other in enumerate(others, start=1))]
+
+
+def with_min_tokens(tokens: list[int], stops: set[int], min_tokens: int, filler: int) -> list[int]:
+    """The script as vLLM's min_tokens lets it out: no stop token (nor the script's end) before min_tokens tokens;
+    ``filler`` tokens take their place until then."""
+    out: list[int] = []
+    for token in tokens:
+        if token in stops:
+            out.extend([filler] * max(0, min_tokens - len(out)))
+            out.append(token)
+            return out
+        out.append(token)
+    return out + [filler] * max(0, min_tokens - len(out))
 
 
 class ScriptedEngine:
@@ -83,6 +112,7 @@ class ScriptedEngine:
         max_model_len = self._recording.max_model_len if self._recording is not None else settings.max_model_len
         self._user = self._encoding.encode("user", disallowed_special=())
         self._final_header = [CHANNEL, *self._encoding.encode("final", disallowed_special=()), MESSAGE]
+        (self._filler,) = self._encoding.encode(" ", disallowed_special=())
         self._running: dict[str, asyncio.Event] = {}
         self._seen_prompts: list[list[int]] = []
         self._metrics = metrics.scripted_engine(served_model_name)
@@ -222,11 +252,13 @@ class ScriptedEngine:
             return
         aborted = asyncio.Event()
         self._running[request.request_id] = aborted
-        tokens = self.script_for(request.prompt_token_ids)
-        cached = self._cached_prefix(request.prompt_token_ids)
         stops = set(request.stop_token_ids)
+        sampling = request.sampling
+        tokens = with_min_tokens(self.script_for(request.prompt_token_ids), stops, sampling.min_tokens, self._filler)
+        cached = self._cached_prefix(request.prompt_token_ids)
         delay = self._settings.token_delay_s
-        want_logprobs = request.sampling.logprobs
+        want_logprobs, alternatives = sampling.logprobs, max(1, sampling.top_logprobs)
+        eos = None if sampling.ignore_eos else RETURN  # with ignore_eos, <|return|> is one more stop token
         stats = self._metrics
         stats.waiting.inc()
         started, produced, reason = time.monotonic(), 0, "abort"
@@ -240,7 +272,7 @@ class ScriptedEngine:
                     produced -= 1
                     yield EngineStep([], finish_reason="abort")
                     return
-                logprobs = [TokenLogprob(token, 0.0, [(token, 0.0)])] if want_logprobs else None
+                logprobs = [TokenLogprob(token, 0.0, top_logprobs(token, alternatives))] if want_logprobs else None
                 prompt_logprobs = None
                 if produced == 1:
                     self._first_step(request, cached, started)
@@ -250,7 +282,7 @@ class ScriptedEngine:
                 if token in stops:
                     # like vLLM: the model's EOS token (<|return|>) is no "stop reason"; other stop tokens are
                     reason = "stop"
-                    stop_reason = None if token == RETURN else token
+                    stop_reason = None if token == eos else token
                     yield EngineStep(
                         [token],
                         finish_reason="stop",

@@ -114,6 +114,7 @@ CASES = [
         stream_text_of=openai_stream_text,
         check_error=check_error,
         invalid_fields={"n": 2},
+        unknown_model_fields=None,  # llama-server serves any `model`
         sdk_base=OPENAI_BASE,
         **FEATURES,
     ),
