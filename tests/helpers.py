@@ -337,3 +337,22 @@ class WatchedEngine(ScriptedEngine):
         self.requests.append(request)
         async for step in super().generate(request):
             yield step
+
+
+def generated_tokens(live: LiveServer) -> float:
+    """vLLM's ``vllm:generation_tokens_total`` on the server's /metrics (all engines summed)."""
+    text = httpx.get(live.base_url + "/metrics", timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:generation_tokens_total")
+    )
+
+
+def wait_engine_idle(live: LiveServer, timeout: float = 30) -> None:
+    """Until the server reports no engine request and no admitted request."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = live.health()
+        if not health["engine_requests"] and not health["active_requests"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the engine still runs requests after {timeout}s: {live.health()}")

@@ -9,14 +9,13 @@ engine with no running request."""
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import jsonschema
 import ollama
 import pytest
 
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, generated_tokens, wait_engine_idle
 
 pytestmark = pytest.mark.engine
 
@@ -107,17 +106,15 @@ def test_disconnect_aborts_engine_request(vllm_server: LiveServer, client: ollam
     }
     headers = {"Authorization": f"Bearer {vllm_server.api_key}"}
     url = vllm_server.base_url + "/api/chat"
+    wait_engine_idle(vllm_server)
+    before = generated_tokens(vllm_server)
     with httpx.Client(timeout=60) as http, http.stream("POST", url, json=body, headers=headers) as r:
         for seen, _ in enumerate(r.iter_lines(), 1):
             if seen >= 3:
-                # still inside the stream: leaving the loop finalises httpx's line iterator, which closes it
-                assert vllm_server.health()["engine_requests"] == 1
-                break
-    deadline = time.monotonic() + 10
-    while vllm_server.health()["engine_requests"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    health = vllm_server.health()
-    assert health["engine_requests"] == 0 and health["active_requests"] == 0
+                break  # leaving the loop finalises httpx's line iterator, which closes the stream
+    wait_engine_idle(vllm_server)
+    # the engine stopped early: far fewer than the 1500 tokens asked for (whatever the machine's speed)
+    assert generated_tokens(vllm_server) - before < 1500
     # and the server keeps serving
     again = client.chat(model=MODEL, messages=[{"role": "user", "content": "Hi"}], options={"num_predict": 4})
     assert again.done and again.eval_count and again.eval_count >= 1

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from server.harmony.encoding import get_encoding
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, generated_tokens, wait_engine_idle
 
 pytestmark = pytest.mark.engine
 
@@ -128,6 +128,8 @@ def test_user_control_tokens_stay_plain_text(client: openai.OpenAI) -> None:
 
 
 def test_disconnect_aborts_engine_request(vllm_server: LiveServer, client: openai.OpenAI) -> None:
+    wait_engine_idle(vllm_server)
+    before = generated_tokens(vllm_server)
     with (
         httpx.Client(timeout=60) as http,
         http.stream(
@@ -149,14 +151,10 @@ def test_disconnect_aborts_engine_request(vllm_server: LiveServer, client: opena
         for line in r.iter_lines():
             seen += line.startswith("data: ")
             if seen >= 3:
-                # still inside the stream: leaving the loop finalises httpx's line iterator, which closes it
-                assert vllm_server.health()["engine_requests"] == 1
-                break
-    deadline = time.monotonic() + 10
-    while vllm_server.health()["engine_requests"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    health = vllm_server.health()
-    assert health["engine_requests"] == 0 and health["active_requests"] == 0
+                break  # leaving the loop finalises httpx's line iterator, which closes the stream
+    wait_engine_idle(vllm_server)
+    # the engine stopped early: far fewer than the 1500 tokens asked for (whatever the machine's speed)
+    assert generated_tokens(vllm_server) - before < 1500
     # and the server keeps serving
     r2 = client.chat.completions.create(model="gpt-oss-120b", messages=MESSAGES, max_tokens=4)
     assert r2.usage is not None and r2.usage.completion_tokens >= 1
