@@ -42,12 +42,15 @@ class Generation:
         prompt_tokens: int,
         stop: list[str],
         top_logprobs: int,
+        include_stop: bool = False,
+        keep_reasoning: bool = True,
         stream_interval: int,
         namespaces: frozenset[str] = frozenset(),
         decoder: Decoder | None = None,
     ) -> None:
         self.decoder: Decoder = decoder if decoder is not None else HarmonyDecoder(namespaces=namespaces)
-        self.stops = StopMatcher(stop)
+        self.stops = StopMatcher(stop, include=include_stop)
+        self.keep_reasoning = keep_reasoning
         self.timings = Timings(start=time.time())
         self.prompt_tokens = prompt_tokens
         self.top_logprobs = top_logprobs
@@ -91,6 +94,8 @@ class Generation:
                 self.timings.first_token = time.time()
             self.completion_tokens += len(step.token_ids)
         delta = self.decoder.feed(step.token_ids)
+        if not self.keep_reasoning:
+            delta.reasoning = ""
         delta.token_ids = step.token_ids
         if step.logprobs is not None:
             delta.logprobs = trim_logprobs(step.logprobs, self.top_logprobs)
@@ -121,6 +126,8 @@ class Generation:
     def tail(self) -> Delta | None:
         """What is left to send: the pending delta plus the decoder's and stop matcher's held-back text."""
         tail = self.decoder.finish()
+        if not self.keep_reasoning:
+            tail.reasoning = ""
         if self.stopped_by_text:
             tail.content = ""
         elif self.stops:

@@ -161,12 +161,13 @@ class ChatService:
         constraint: dict[str, object] | None,
     ) -> PreparedRequest:
         request_id = request.request_id or uuid.uuid4().hex
+        extra_stops = tuple(i for i in dict.fromkeys(request.sampling.stop_token_ids) if i not in STOP_TOKEN_IDS)
         generation = GenerationRequest(
             request_id=request_id,
             prompt_token_ids=prompt,
             sampling=request.sampling,
             max_tokens=max_tokens,
-            stop_token_ids=STOP_TOKEN_IDS,
+            stop_token_ids=STOP_TOKEN_IDS + extra_stops,
             constraint=constraint,
         )
         self.engine.validate(generation)
@@ -384,6 +385,8 @@ class ChatService:
             run = Generation(
                 prompt_tokens=len(prepared.prompt_token_ids),
                 stop=sampling.stop,
+                include_stop=sampling.include_stop_str_in_output,
+                keep_reasoning=getattr(prepared.request, "include_reasoning", True),
                 top_logprobs=sampling.top_logprobs,
                 stream_interval=self.limits.stream_interval,
                 decoder=decoder_for(prepared.request),

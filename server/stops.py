@@ -8,10 +8,12 @@ from __future__ import annotations
 
 
 class StopMatcher:
-    __slots__ = ("_buffer", "_hold", "_stops")
+    __slots__ = ("_buffer", "_hold", "_include", "_stops")
 
-    def __init__(self, stops: list[str]) -> None:
+    def __init__(self, stops: list[str], *, include: bool = False) -> None:
+        """``include``: the stop string found is kept at the end of the text (vLLM's ``include_stop_str_in_output``)."""
         self._stops = [s for s in stops if s]
+        self._include = include
         self._hold = max((len(s) for s in self._stops), default=1) - 1
         self._buffer = ""
 
@@ -29,7 +31,7 @@ class StopMatcher:
                 best, hit = index, stop
         if hit is not None:
             self._buffer = ""
-            return buffer[:best], hit
+            return buffer[: best + len(hit) if self._include else best], hit
         if self._hold and len(buffer) > self._hold:
             self._buffer = buffer[-self._hold :]
             return buffer[: -self._hold], None

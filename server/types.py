@@ -104,6 +104,13 @@ class SamplingOptions:
     top_logprobs: int = 0
     ignore_eos: bool = False
     min_tokens: int = 0
+    # token ids that end the answer besides harmony's own stop tokens (vLLM's ``stop_token_ids``)
+    stop_token_ids: list[int] = field(default_factory=list)
+    # a stop string that ended the answer stays in it (vLLM's ``include_stop_str_in_output``)
+    include_stop_str_in_output: bool = False
+    # words the engine must not generate, and the only token ids it may (vLLM's ``bad_words``/``allowed_token_ids``)
+    bad_words: list[str] = field(default_factory=list)
+    allowed_token_ids: list[int] | None = None
     # logprobs of each prompt token and its ``prompt_logprobs`` most likely alternatives (None: not asked)
     prompt_logprobs: int | None = None
 
@@ -117,6 +124,7 @@ class ChatRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: OutputConstraint = field(default_factory=OutputConstraint)
     request_id: str | None = None
+    include_reasoning: bool = True  # False: the answer carries no reasoning text (vLLM's ``include_reasoning``)
 
 
 @dataclass(slots=True)

@@ -215,6 +215,12 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0, le=INT64)
+    # vLLM's extra sampling fields, passed to the engine as vLLM passes them
+    stop_token_ids: list[int] | None = Field(default_factory=list, max_length=256)
+    include_stop_str_in_output: bool = False
+    include_reasoning: bool = True
+    bad_words: list[str] = Field(default_factory=list, max_length=256)
+    allowed_token_ids: list[int] | None = Field(None, max_length=201088)
     return_token_ids: bool = False
     prompt_logprobs: int | None = None
 
@@ -257,6 +263,10 @@ class ChatCompletionRequest(BaseModel):
             top_logprobs=self.top_logprobs or 0,
             ignore_eos=self.ignore_eos,
             min_tokens=self.min_tokens,
+            stop_token_ids=list(self.stop_token_ids or []),
+            include_stop_str_in_output=self.include_stop_str_in_output,
+            bad_words=list(self.bad_words),
+            allowed_token_ids=self.allowed_token_ids,
             prompt_logprobs=self.prompt_logprobs,
         )
         chat = chat_to_core(
@@ -272,4 +282,5 @@ class ChatCompletionRequest(BaseModel):
             # vLLM reads a missing tool_choice as "none", a null one as itself
             tool_choice = self.tool_choice if "tool_choice" in self.model_fields_set else "none"
             chat.response_format = structured_to_core(self.structured_outputs, self.response_format, tool_choice)
+        chat.include_reasoning = self.include_reasoning
         return chat

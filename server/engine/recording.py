@@ -52,6 +52,8 @@ KEY_SAMPLING = (
     "ignore_eos",
     "min_tokens",
     "prompt_logprobs",
+    "bad_words",
+    "allowed_token_ids",
 )
 
 

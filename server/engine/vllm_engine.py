@@ -93,6 +93,8 @@ def sampling_params(request: GenerationRequest, defaults: Mapping[str, Any] | No
         "min_tokens": s.min_tokens,
         "seed": s.seed,
         "logit_bias": s.logit_bias,
+        "bad_words": s.bad_words or None,
+        "allowed_token_ids": s.allowed_token_ids,
     }
     for name in _SAMPLING_FIELDS:
         value = getattr(s, name)
