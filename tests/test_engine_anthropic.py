@@ -6,7 +6,6 @@ request."""
 from __future__ import annotations
 
 import json
-import time
 
 import anthropic
 import httpx
@@ -14,7 +13,7 @@ import jsonschema
 import pytest
 from anthropic.types import Message
 
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, generated_tokens, wait_engine_idle
 
 pytestmark = pytest.mark.engine
 
@@ -89,6 +88,8 @@ def test_disconnect_aborts_engine_request(vllm_server: LiveServer, client: anthr
         **GREEDY,
     }
     headers = {"x-api-key": vllm_server.api_key, "anthropic-version": "2023-06-01"}
+    wait_engine_idle(vllm_server)
+    before = generated_tokens(vllm_server)
     with (
         httpx.Client(timeout=60) as http,
         http.stream("POST", vllm_server.base_url + "/v1/messages", headers=headers, json=body) as r,
@@ -97,14 +98,10 @@ def test_disconnect_aborts_engine_request(vllm_server: LiveServer, client: anthr
         for line in r.iter_lines():
             seen += line.startswith("data: ")
             if seen >= 4:
-                # still inside the stream: leaving the loop finalises httpx's line iterator, which closes it
-                assert vllm_server.health()["engine_requests"] == 1
-                break
-    deadline = time.monotonic() + 10
-    while vllm_server.health()["engine_requests"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    health = vllm_server.health()
-    assert health["engine_requests"] == 0 and health["active_requests"] == 0
+                break  # leaving the loop finalises httpx's line iterator, which closes the stream
+    wait_engine_idle(vllm_server)
+    # the engine stopped early: far fewer than the 1500 tokens asked for (whatever the machine's speed)
+    assert generated_tokens(vllm_server) - before < 1500
     # and the server keeps serving
     again = client.messages.create(
         model="gpt-oss-120b", max_tokens=4, messages=[{"role": "user", "content": "Hi"}], extra_body=GREEDY
