@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,89 @@ def test_tool_name_sanitised() -> None:
     assert sanitize_tool_name("functions.e$vil/../name") == "e_vil_.._name"
     assert len(sanitize_tool_name("functions." + "x" * 500)) == 64
     assert sanitize_tool_name("functions.") == "unknown"
+
+
+class _EagerDecoder(HarmonyDecoder):
+    """Every token to harmony's parser as it arrives: the reference the header hold-back must equal."""
+
+    DEFER_HEADER_TOKENS = False
+
+
+def _random_turn(rng: random.Random) -> list[int]:
+    """A model's output as token ids: well-formed messages, long or never-closed headers, stray control tokens."""
+    enc = get_encoding()
+    pieces = [
+        "<|channel|>analysis<|message|>Let me think about é and 日本.<|end|>",
+        "<|start|>assistant<|channel|>final<|message|>The answer is 42.",
+        '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>',
+        "<|start|>assistant to=functions.lookup<|channel|>commentary json<|message|>{}<|call|>",
+        "<|start|>assistant<|channel|>commentary<|message|>A preamble.<|end|>",
+        "<|return|>",
+    ]
+    ids: list[int] = []
+    for _ in range(rng.randrange(1, 5)):
+        kind = rng.random()
+        if kind < 0.5:
+            ids += enc.encode(rng.choice(pieces), allowed_special="all")
+        elif kind < 0.8:  # ordinary tokens (a header that never closes when they come first)
+            ids += [rng.randrange(0, 199_998) for _ in range(rng.randrange(1, 90))]
+        else:  # stray control tokens
+            ids += [rng.randrange(199_998, 200_020) for _ in range(rng.randrange(1, 4))]
+    return ids
+
+
+def _decode_all(decoder: HarmonyDecoder, ids: list[int], rng: random.Random) -> dict[str, Any]:
+    deltas = []
+    at = 0
+    while at < len(ids):
+        step = rng.randrange(1, 6)
+        deltas.append(dataclasses.asdict(decoder.feed(ids[at : at + step])))
+        at += step
+    deltas.append(dataclasses.asdict(decoder.finish()))
+    return {
+        "deltas": deltas,
+        "reasoning_tokens": decoder.reasoning_tokens,
+        "rejected_tokens": decoder.rejected_tokens,
+        "tool_calls": decoder.has_tool_calls,
+    }
+
+
+def _ids() -> Callable[[], str]:
+    counter = iter(range(10_000))
+    return lambda: f"call_{next(counter)}"
+
+
+def test_holding_header_tokens_back_decodes_exactly_as_feeding_each_token() -> None:
+    for seed in range(300):
+        ids = _random_turn(random.Random(seed))
+        eager = _decode_all(_EagerDecoder(_ids()), ids, random.Random(seed))
+        held = _decode_all(HarmonyDecoder(_ids()), ids, random.Random(seed))
+        assert held == eager, f"seed {seed}: {ids}"
+
+
+NAMESPACED = FunctionTool("search", "Search the docs", {"type": "object"}, namespace="docs")
+WHOLE_RENDER_CASES = [
+    *RENDER_CASES.values(),
+    ChatRequest([ChatMessage("user", "Look it up")], tools=[NAMESPACED], tool_choice=ToolChoice("auto")),
+    ChatRequest([ChatMessage("user", "Look")], tools=[NAMESPACED, WEATHER], tool_choice=ToolChoice("auto")),
+    ChatRequest([ChatMessage("user", "No tools now")], tools=[WEATHER], tool_choice=ToolChoice("none")),
+    ChatRequest(
+        [
+            ChatMessage("user", "Weather?"),
+            ChatMessage("assistant", "Sunny.", reasoning="Look outside."),
+            ChatMessage("user", "And tomorrow?"),
+            ChatMessage("assistant", None, reasoning="Tool.", tool_calls=[ToolCall("c2", "get_weather", "{}")]),
+        ],
+        tools=[WEATHER],
+        tool_choice=ToolChoice("auto"),
+    ),
+]
+
+
+@pytest.mark.parametrize("request_", WHOLE_RENDER_CASES)
+def test_render_with_the_cached_system_message_equals_rendering_the_whole_conversation(request_: ChatRequest) -> None:
+    from openai_harmony import Role
+
+    whole = get_encoding().render_conversation_for_completion(RENDERER.build_conversation(request_), Role.ASSISTANT)
+    assert RENDERER.render(request_) == list(whole)
+    assert RENDERER.render(request_) == list(whole)  # the second time from the cache

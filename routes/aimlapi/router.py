@@ -33,7 +33,7 @@ MODEL_ALIASES_PATHS = ("/models", "/api/v1/models")
 MODEL_PATH = "/model/{model_id:path}"
 
 
-def authenticate(request: Request, ctx: Ctx) -> None:
+async def authenticate(request: Request, ctx: Ctx) -> None:
     keys = ctx.keys
     require_key(keys, bearer_token(request), missing=AUTH_MESSAGE, invalid=AUTH_MESSAGE)
 

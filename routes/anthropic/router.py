@@ -51,7 +51,7 @@ def claims(ctx: ServerContext) -> tuple[Claim, ...]:
     return (MODELS_CLAIM,)
 
 
-def authenticate(request: Request, ctx: Ctx) -> None:
+async def authenticate(request: Request, ctx: Ctx) -> None:
     key = header_value(request, "x-api-key")
     require_key(
         ctx.keys,

@@ -31,13 +31,13 @@ OPENAI_PATH = BASE + "/open-ai/chat/completions"
 INVALID_KEY = "Invalid API Key"  # llama-server's 401 text; dat1's own gateway bodies are UNKNOWN
 
 
-def authenticate_key(request: Request, ctx: Ctx) -> None:
+async def authenticate_key(request: Request, ctx: Ctx) -> None:
     """invoke-chat: ``X-API-Key: <key>``."""
     keys = ctx.keys
     require_key(keys, header_value(request, "x-api-key"), missing=INVALID_KEY, invalid=INVALID_KEY)
 
 
-def authenticate_bearer(request: Request, ctx: Ctx) -> None:
+async def authenticate_bearer(request: Request, ctx: Ctx) -> None:
     """The open-ai route: ``Authorization: Bearer <key>``."""
     keys = ctx.keys
     require_key(keys, bearer_token(request), missing=INVALID_KEY, invalid=INVALID_KEY)

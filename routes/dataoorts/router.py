@@ -25,7 +25,7 @@ from server.http.sse import sse_response
 CHAT_PATH = "/api/v1"
 
 
-def authenticate(request: Request, ctx: Ctx) -> None:
+async def authenticate(request: Request, ctx: Ctx) -> None:
     keys = ctx.keys
     require_key(keys, bearer_token(request), missing="Authentication error", invalid="Authentication error")
 

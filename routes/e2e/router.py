@@ -40,7 +40,7 @@ def sdk_base(ctx: ServerContext) -> str:
     return PREFIX.replace("{project}", "default").replace("{model_path}", section(ctx).model_name)
 
 
-def authenticate(request: Request, ctx: Ctx) -> None:
+async def authenticate(request: Request, ctx: Ctx) -> None:
     """``Authorization: Bearer <TIR auth token>``."""
     require_key(
         ctx.keys,

@@ -41,7 +41,7 @@ UNTIL_FULL = 2**62  # num_predict -1: as many tokens as fit (the core caps it at
 BROWSER_HEADERS = ("origin", "sec-fetch-mode")
 
 
-def authenticate(request: Request, ctx: Ctx) -> None:
+async def authenticate(request: Request, ctx: Ctx) -> None:
     require_key(ctx.keys, bearer_token(request), missing="unauthorized", invalid="unauthorized")
 
 

@@ -44,7 +44,7 @@ def sdk_base(ctx: ServerContext) -> str:
     return "/v1" if owns_v1(ctx) else "/openai/v1"
 
 
-def authenticate(request: Request, ctx: Ctx) -> None:
+async def authenticate(request: Request, ctx: Ctx) -> None:
     require_key(
         ctx.keys,
         bearer_token(request),

@@ -31,7 +31,7 @@ CHAT_PATH = BASE + "/chat/completions"
 MODELS_PATH = BASE + "/models"
 
 
-def authenticate(request: Request, ctx: Ctx) -> None:
+async def authenticate(request: Request, ctx: Ctx) -> None:
     keys = ctx.keys
     require_key(keys, bearer_token(request), missing="Missing API key.", invalid="Invalid API key.")
 

@@ -21,7 +21,7 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 
-def context(request: Request) -> ServerContext:
+async def context(request: Request) -> ServerContext:
     """The running server's shared state (a FastAPI dependency)."""
     return request.app.state.ctx  # type: ignore[no-any-return]
 

@@ -6,6 +6,11 @@ Channels: ``analysis`` -> reasoning text; ``final`` (and commentary without a re
 is skipped; when a message header grows past ``MAX_HEADER_TOKENS`` or generation ends while a header is still
 open, the raw text of that message (control tokens removed) becomes answer text, as vLLM recovers it, and from
 then on the output streams as raw text. The caller always gets what could be recovered, incrementally.
+
+Cost: in a message header harmony's parser spends tens of microseconds per token (it re-encodes the
+``<|message|>`` marker on every call) yet only collects ordinary tokens there, so the decoder holds a header's
+ordinary tokens back and feeds them just before the next control token. The parser sees the same tokens in the
+same order; a header that never closes (a random-weight model's output) is never fed at all.
 """
 
 from __future__ import annotations
@@ -47,11 +52,14 @@ def sanitize_tool_name(recipient: str) -> str:
 class HarmonyDecoder:
     """Stateful decoder for one assistant turn."""
 
+    DEFER_HEADER_TOKENS = True  # hold a header's ordinary tokens back (off: each goes to the parser at once)
+
     __slots__ = (
         "_body",
         "_call_index",
         "_call_open",
         "_channel",
+        "_deferred",
         "_dropped",
         "_encoding",
         "_namespaces",
@@ -60,6 +68,7 @@ class HarmonyDecoder:
         "_pending",
         "_raw",
         "_recipient",
+        "_state",
         "reasoning_tokens",
         "rejected_tokens",
     )
@@ -81,6 +90,8 @@ class HarmonyDecoder:
         self.reasoning_tokens = 0
         self.rejected_tokens = 0
         self._raw: codecs.IncrementalDecoder | None = None  # set once the output is not harmony
+        self._state = StreamState.HEADER  # the parser's, read after each control token (it starts in a header)
+        self._deferred: list[int] = []  # ordinary header tokens not yet fed to the parser
 
     def feed(self, token_ids: Sequence[int]) -> Delta:
         delta = Delta()
@@ -89,15 +100,26 @@ class HarmonyDecoder:
             return delta
         parser = self._parser
         for index, token in enumerate(token_ids):
-            if not self._body and len(self._pending) >= MAX_HEADER_TOKENS and parser.state != StreamState.CONTENT:
+            if not self._body and len(self._pending) >= MAX_HEADER_TOKENS and self._state != StreamState.CONTENT:
                 delta.content += self._start_raw(list(token_ids[index:]))
                 return delta
+            special = token >= FIRST_SPECIAL_ID
+            if not special and self._state == StreamState.HEADER and self.DEFER_HEADER_TOKENS:
+                self._deferred.append(token)  # the parser would only collect it: no text, no state change
+                self._pending.append(token)
+                continue
+            if self._deferred:
+                self._feed_deferred()
             try:
                 parser.process(token)
             except HarmonyError:
                 self.rejected_tokens += 1
                 self._pending.append(token)
+                if special:
+                    self._state = parser.state
                 continue
+            if special:  # only a control token moves the parser between start, header and body
+                self._state = parser.state
             if token == MESSAGE:
                 # the header is complete: its channel and recipient hold for the whole message body
                 self._channel = parser.current_channel
@@ -129,6 +151,14 @@ class HarmonyDecoder:
             else:
                 self._pending.append(token)
         return delta
+
+    def _feed_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for token in deferred:
+            try:
+                self._parser.process(token)
+            except HarmonyError:  # harmony collects ordinary header tokens without checks; kept for safety
+                self.rejected_tokens += 1
 
     def _is_tool(self, recipient: str) -> bool:
         namespace = recipient.split(".", 1)[0]

@@ -11,6 +11,7 @@ User text is encoded as plain text: a string spelling ``<|start|>`` never become
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ from openai_harmony import (
     SystemContent,
     ToolDescription,
     ToolNamespaceConfig,
+)
+from openai_harmony import (
+    RenderOptions as HarmonyRenderOptions,
 )
 
 from server.errors import InvalidRequestError
@@ -53,17 +57,33 @@ class HarmonyRenderer:
         return self.options.conversation_start_date or dt.datetime.now(dt.UTC).date().isoformat()
 
     def build_conversation(self, request: ChatRequest) -> Conversation:
+        return Conversation.from_messages(
+            [self._system_message(self._effort(request), self._date()), *self._messages(request)]
+        )
+
+    def _effort(self, request: ChatRequest) -> str:
+        return request.reasoning_effort or self.options.default_reasoning_effort
+
+    def _system_message(self, effort: str, date: str) -> Message:
         opts = self.options
-        effort = request.reasoning_effort or opts.default_reasoning_effort
         system = (
             SystemContent.new()
             .with_model_identity(opts.model_identity)
             .with_knowledge_cutoff(opts.knowledge_cutoff)
-            .with_conversation_start_date(self._date())
+            .with_conversation_start_date(date)
             .with_reasoning_effort(_EFFORT[effort])
         )
-        messages: list[Message] = [Message.from_role_and_content(Role.SYSTEM, system)]
+        return Message.from_role_and_content(Role.SYSTEM, system)
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (one renderer per server: the cache lives as long as it does)
+    def _system_tokens(self, effort: str, date: str, function_tools: bool) -> tuple[int, ...]:
+        """The system message's tokens: the same for every request with this effort, date and tool presence."""
+        options = HarmonyRenderOptions(conversation_has_function_tools=function_tools)
+        return tuple(self._encoding.render(self._system_message(effort, date), options))
+
+    def _messages(self, request: ChatRequest) -> list[Message]:
+        """The messages after the system message: developer instructions and tools, then the history."""
+        messages: list[Message] = []
         instructions = [m.content for m in request.messages if m.role in ("system", "developer") and m.content]
         tools = request.tools if request.tool_choice.mode != "none" else []
         if instructions or tools:
@@ -79,7 +99,7 @@ class HarmonyRenderer:
         tool_names = {c.id: _recipient(c) for m in history for c in m.tool_calls}
         for index, msg in enumerate(history):
             messages.extend(self._history_message(msg, keep_reasoning=index > last_user, tool_names=tool_names))
-        return Conversation.from_messages(messages)
+        return messages
 
     def _history_message(self, msg: ChatMessage, *, keep_reasoning: bool, tool_names: dict[str, str]) -> list[Message]:
         if msg.role == "user":
@@ -120,10 +140,18 @@ class HarmonyRenderer:
         raise InvalidRequestError(f"Unsupported role: {msg.role}", param="messages")
 
     def render(self, request: ChatRequest) -> list[int]:
-        """Prompt token ids, ending with ``<|start|>assistant`` (the model writes the rest)."""
-        conversation = self.build_conversation(request)
+        """Prompt token ids, ending with ``<|start|>assistant`` (the model writes the rest).
+
+        harmony renders a conversation message by message (its only conversation-wide inputs are whether the
+        developer message declares ``functions`` tools and which analysis messages to drop, neither of which the
+        system message affects), so the system message's tokens are cached and the rest rendered per request."""
+        tools = request.tools if request.tool_choice.mode != "none" else []
+        function_tools = any((t.namespace or "functions") == "functions" for t in tools)
         try:
-            return list(self._encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
+            rest = self._encoding.render_conversation_for_completion(
+                Conversation.from_messages(self._messages(request)), Role.ASSISTANT
+            )
+            return [*self._system_tokens(self._effort(request), self._date(), function_tools), *rest]
         except (ValueError, RecursionError, HarmonyError) as exc:
             raise InvalidRequestError(f"The conversation cannot be rendered: {exc}", param="messages") from exc
         except BaseException as exc:
