@@ -10,7 +10,8 @@ then on the output streams as raw text. The caller always gets what could be rec
 Cost: in a message header harmony's parser spends tens of microseconds per token (it re-encodes the
 ``<|message|>`` marker on every call) yet only collects ordinary tokens there, so the decoder holds a header's
 ordinary tokens back and feeds them just before the next control token. The parser sees the same tokens in the
-same order; a header that never closes (a random-weight model's output) is never fed at all.
+same order; a header that never closes (a random-weight model's output) is never fed at all, and the parser itself
+is made only when a token must reach it.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class HarmonyDecoder:
         self, new_tool_call_id: Callable[[], str] = new_call_id, namespaces: frozenset[str] = frozenset()
     ) -> None:
         self._encoding = get_encoding()
-        self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
+        self._parser: StreamableParser | None = None  # made when the first token must reach it
         self._pending: list[int] = []  # tokens of the message in progress
         self._call_index = -1
         self._call_open = False  # a tool call was started for the message in progress
@@ -98,7 +99,6 @@ class HarmonyDecoder:
         if self._raw is not None:
             delta.content = self._raw_text(token_ids)
             return delta
-        parser = self._parser
         for index, token in enumerate(token_ids):
             if not self._body and len(self._pending) >= MAX_HEADER_TOKENS and self._state != StreamState.CONTENT:
                 delta.content += self._start_raw(list(token_ids[index:]))
@@ -108,8 +108,9 @@ class HarmonyDecoder:
                 self._deferred.append(token)  # the parser would only collect it: no text, no state change
                 self._pending.append(token)
                 continue
+            parser = self._parser or self._new_parser()
             if self._deferred:
-                self._feed_deferred()
+                self._feed_deferred(parser)
             try:
                 parser.process(token)
             except HarmonyError:
@@ -152,11 +153,15 @@ class HarmonyDecoder:
                 self._pending.append(token)
         return delta
 
-    def _feed_deferred(self) -> None:
+    def _new_parser(self) -> StreamableParser:
+        self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
+        return self._parser
+
+    def _feed_deferred(self, parser: StreamableParser) -> None:
         deferred, self._deferred = self._deferred, []
         for token in deferred:
             try:
-                self._parser.process(token)
+                parser.process(token)
             except HarmonyError:  # harmony collects ordinary header tokens without checks; kept for safety
                 self.rejected_tokens += 1
 
@@ -205,7 +210,7 @@ class HarmonyDecoder:
         if self._raw is not None:
             delta.content = self._raw.decode(b"", final=True)
             return delta
-        state = self._parser.state
+        state = self._state  # the parser's (unfed header tokens leave it in the header)
         pending = [t for t in self._pending if t < FIRST_SPECIAL_ID]
         self._pending.clear()
         if state in (StreamState.HEADER, StreamState.EXPECT_START) and pending:
