@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,20 +176,34 @@ SCRIPT_RULES: list[dict[str, str]] = [
 
 
 class FailingEngine(ScriptedEngine):
-    """The scripted engine, dying after ``after`` steps with ``error`` (as a crashed vLLM would)."""
+    """The scripted engine, dying after ``after`` steps with ``error`` (as a crashed vLLM would), in the requests
+    ``fails`` picks by id (all by default); the run it dies in is closed (its engine request ends)."""
 
-    def __init__(self, settings: ScriptedSettings, *, after: int, error: Exception) -> None:
+    def __init__(
+        self,
+        settings: ScriptedSettings,
+        *,
+        after: int,
+        error: Exception,
+        fails: Callable[[str], bool] = lambda request_id: True,
+    ) -> None:
         super().__init__(settings)
         self._after = after
         self._error = error
+        self._fails = fails
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        steps = super().generate(request)
+        fails = self._fails(request.request_id)
         produced = 0
-        async for step in super().generate(request):
-            if produced == self._after:
-                raise self._error
-            produced += 1
-            yield step
+        try:
+            async for step in steps:
+                if fails and produced == self._after:
+                    raise self._error
+                produced += 1
+                yield step
+        finally:
+            await steps.aclose()  # type: ignore[attr-defined]
 
 
 def assert_golden(path: Path, data: bytes | str) -> None:
