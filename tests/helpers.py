@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+import pytest
 import yaml
 
 from routes import WIRE_APIS
@@ -176,20 +177,34 @@ SCRIPT_RULES: list[dict[str, str]] = [
 
 
 class FailingEngine(ScriptedEngine):
-    """The scripted engine, dying after ``after`` steps with ``error`` (as a crashed vLLM would)."""
+    """The scripted engine, dying after ``after`` steps with ``error`` (as a crashed vLLM would), in the requests
+    ``fails`` picks by id (all by default); the run it dies in is closed (its engine request ends)."""
 
-    def __init__(self, settings: ScriptedSettings, *, after: int, error: Exception) -> None:
+    def __init__(
+        self,
+        settings: ScriptedSettings,
+        *,
+        after: int,
+        error: Exception,
+        fails: Callable[[str], bool] = lambda request_id: True,
+    ) -> None:
         super().__init__(settings)
         self._after = after
         self._error = error
+        self._fails = fails
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
+        steps = super().generate(request)
+        fails = self._fails(request.request_id)
         produced = 0
-        async for step in super().generate(request):
-            if produced == self._after:
-                raise self._error
-            produced += 1
-            yield step
+        try:
+            async for step in steps:
+                if fails and produced == self._after:
+                    raise self._error
+                produced += 1
+                yield step
+        finally:
+            await steps.aclose()  # type: ignore[attr-defined]
 
 
 def assert_golden(path: Path, data: bytes | str) -> None:
@@ -206,6 +221,61 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def unavailable(what: str, reason: str) -> NoReturn:
+    """Skip the test for want of ``what`` (a program the test runs), or fail it in CI (``CI`` set)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is needed in CI: {reason}")
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def child_process(
+    argv: list[str], log_path: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` as a child in its own session, its output in ``log_path`` (else dropped); on exit it is stopped
+    (SIGTERM, then SIGKILL if it is still running after 30 s)."""
+    if log_path is None:
+        process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    else:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def wait_answering(
+    process: subprocess.Popen[bytes],
+    url: str,
+    *,
+    name: str,
+    timeout: float,
+    interval: float,
+    log: Callable[[], str],
+    ready: Callable[[httpx.Response], bool] = lambda response: True,
+) -> None:
+    """Until a GET of ``url`` answers (and ``ready`` accepts the answer); an error with the tail of ``log()`` if the
+    process exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}: {log()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if ready(httpx.get(url, timeout=5)):
+                return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(interval)
+    raise TimeoutError(f"{name} not ready after {timeout}s: {log()[-3000:]}")
 
 
 def store_section(tmp: Path) -> dict[str, Any]:

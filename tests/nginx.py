@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import httpx
-import pytest
-
-from tests.helpers import REPO, free_port
+from tests import helpers
+from tests.helpers import REPO, child_process, free_port, wait_answering
 
 RECIPE = REPO / "deploy" / "nginx" / "gptoss.conf"
 INSTALL_TIMEOUT_S = 600
@@ -32,9 +30,7 @@ LISTEN_LINE = re.compile(r"^(\s*)listen \d+;$", re.MULTILINE)
 
 
 def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"nginx is needed in CI: {reason}")
-    pytest.skip(reason)
+    helpers.unavailable("nginx", reason)
 
 
 def _find() -> str | None:
@@ -129,27 +125,7 @@ def nginx_proxy(folder: Path, upstreams: list[str]) -> Iterator[Nginx]:
     checked = check_config(binary, conf)
     assert checked.returncode == 0, checked.stderr
     argv = [binary, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf)]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    proxy = Nginx(f"http://127.0.0.1:{port}", folder, process)
-    try:
-        _wait_listening(proxy)
+    with child_process(argv) as process:
+        proxy = Nginx(f"http://127.0.0.1:{port}", folder, process)
+        wait_answering(process, proxy.base_url + "/live", name="nginx", timeout=30, interval=0.1, log=proxy.error_log)
         yield proxy
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def _wait_listening(proxy: Nginx, attempts: int = 300) -> None:
-    for _ in range(attempts):
-        if proxy.process.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proxy.process.returncode}: {proxy.error_log()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(proxy.base_url + "/live", timeout=5)
-            return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proxy.process.wait(0.1)
-    raise TimeoutError(f"nginx did not listen: {proxy.error_log()[-3000:]}")

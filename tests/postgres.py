@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-import pytest
-
+from tests import helpers
 from tests.helpers import free_port
 
 USER = "test"
@@ -36,9 +35,7 @@ def bindir() -> Path | None:
 
 
 def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL is needed in CI: {reason}")
-    pytest.skip(reason)
+    helpers.unavailable("PostgreSQL", reason)
 
 
 def _as_server_user(argv: list[str]) -> list[str]:

@@ -6,7 +6,6 @@ the answer as vLLM ends it, and the OpenAI route's harmony-decoded output switch
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,11 @@ import openai
 import pytest
 import requests
 
-from server.engine.base import EngineStep, GenerationRequest
-from server.engine.scripted import ScriptedEngine
 from server.errors import EngineUnavailableError
 from server.harmony.encoding import encode_prompt
 from server.harmony.plain import full_text
 from tests.contract import sse_payloads
-from tests.helpers import LiveServer, scripted_settings, threaded_server
+from tests.helpers import FailingEngine, LiveServer, scripted_settings, threaded_server
 from tests.test_completions import BODY, CHUNK, PROMPT, TEXT
 
 MODEL = "gpt-oss-120b"
@@ -125,25 +122,11 @@ def test_the_batch_bound_and_all_or_nothing_admission(tmp_path: Path) -> None:
         assert len(post(live, {"prompt": [PROMPT] * 3}).json()["choices"]) == 3
 
 
-class FailingPrompt(ScriptedEngine):
-    """The second prompt's requests fail after a few tokens."""
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
-        steps = super().generate(request)
-        try:
-            count = 0
-            async for step in steps:
-                yield step
-                count += 1
-                if request.request_id.endswith("-1") and count == 3:
-                    raise EngineUnavailableError("The engine died.")
-        finally:
-            await steps.aclose()  # type: ignore[attr-defined]
-
-
 def test_a_failing_choice_ends_the_answer(tmp_path: Path) -> None:
     settings = scripted_settings(tmp_path, token_delay_s=0.005)
-    with threaded_server(settings, FailingPrompt(settings.engine.scripted)) as live:
+    died = EngineUnavailableError("The engine died.")
+    engine = FailingEngine(settings.engine.scripted, after=3, error=died, fails=lambda id_: id_.endswith("-1"))
+    with threaded_server(settings, engine) as live:  # the second prompt's requests fail after 3 tokens
         body = {"prompt": PROMPTS, "max_tokens": 200}
         r = post(live, body)
         assert r.status_code == 503 and r.json()["error"]["message"] == "The engine died."

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,8 @@ import openai
 import pytest
 import requests
 
-from server.engine.base import EngineStep, GenerationRequest
-from server.engine.scripted import ScriptedEngine
 from server.errors import EngineUnavailableError
-from tests.helpers import API_KEY, LiveServer, scripted_settings, threaded_server
+from tests.helpers import API_KEY, FailingEngine, LiveServer, scripted_settings, threaded_server
 
 REASON = [{"role": "user", "content": "reason"}]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -160,25 +157,11 @@ def test_an_answer_the_client_leaves_aborts_every_choice(tmp_path: Path) -> None
         _wait_idle(live)
 
 
-class FailingChoice(ScriptedEngine):
-    """Choice 1 of every request fails after a few tokens."""
-
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
-        steps = super().generate(request)
-        try:
-            count = 0
-            async for step in steps:
-                yield step
-                count += 1
-                if request.request_id.startswith("1_") and count == 4:
-                    raise EngineUnavailableError("The engine died.")
-        finally:
-            await steps.aclose()  # type: ignore[attr-defined]
-
-
 def test_one_failing_choice_ends_the_answer_in_the_route_error_style(tmp_path: Path) -> None:
     settings = scripted_settings(tmp_path, token_delay_s=0.01)
-    with threaded_server(settings, FailingChoice(settings.engine.scripted)) as live:
+    died = EngineUnavailableError("The engine died.")
+    engine = FailingEngine(settings.engine.scripted, after=4, error=died, fails=lambda id_: id_.startswith("1_"))
+    with threaded_server(settings, engine) as live:  # choice 1 of every request fails after 4 tokens
         body = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "long"}], "n": 3}
         url = live.base_url + "/v1/chat/completions"
         r = requests.post(url, json=body, headers=AUTH, timeout=30)

@@ -11,22 +11,17 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import httpx
-import pytest
-
-from tests.helpers import free_port
+from tests import helpers
+from tests.helpers import child_process, free_port, wait_answering
 
 
 def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"vllm-router is needed in CI: {reason}")
-    pytest.skip(reason)
+    helpers.unavailable("vllm-router", reason)
 
 
 def router_binary() -> str:
@@ -62,29 +57,15 @@ def vllm_router(folder: Path, workers: list[str], *options: str) -> Iterator[Rou
         *options,
     ]
     log_path = folder / "router.log"
-    env = {**os.environ, "NO_COLOR": "1"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    router = Router(f"http://127.0.0.1:{port}", log_path, process)
-    try:
-        _wait_ready(router, 90)
+    with child_process(argv, log_path, env={**os.environ, "NO_COLOR": "1"}) as process:
+        router = Router(f"http://127.0.0.1:{port}", log_path, process)
+        wait_answering(
+            process,
+            router.base_url + "/readiness",
+            name="vllm-router",
+            timeout=90,
+            interval=0.2,
+            log=router.log_text,
+            ready=lambda response: response.status_code == 200,
+        )
         yield router
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def _wait_ready(router: Router, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if router.process.poll() is not None:
-            raise RuntimeError(f"vllm-router exited with {router.process.returncode}: {router.log_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(router.base_url + "/readiness", timeout=5).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"vllm-router not ready after {timeout}s: {router.log_text()[-3000:]}")

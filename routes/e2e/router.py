@@ -12,16 +12,13 @@ from routes.e2e.response import shape
 from routes.e2e.settings import section
 from routes.openai.response import model_card
 from routes.shared.completion_request import CompletionRequest
-from routes.shared.run import Ctx, complete_choices, open_choices
+from routes.shared.run import Ctx
+from routes.shared.vllm_chat import respond_chat
 from routes.shared.vllm_completion import respond
-from routes.shared.vllm_response import completion_body
-from routes.shared.vllm_stream import StreamRequest, encode_stream
-from server.choices import check_count, replicate
 from server.context import ServerContext
 from server.http.auth import bearer_token, require_key
 from server.http.jsonio import dumps
 from server.http.routing import error_route_class
-from server.http.sse import sse_response
 
 __all__ = ["prefixes", "render_error", "router"]
 
@@ -61,33 +58,9 @@ def router(ctx: ServerContext) -> APIRouter:
         body = await read_request(request, ctx.settings.limits.max_body_bytes)
         check_model(s, body.model)
         completion_id = ids.new_id()
-        check_count(body.choices, ctx.settings.limits)
-        prepared = await ctx.service.prepare(body.to_core(completion_id))
-        choices = replicate(prepared, body.choices)
-        created = int(ids.now())
-        if body.stream:
-            events = await open_choices(ctx, choices)
-            options = body.stream_options
-            stream = StreamRequest(
-                completion_id=completion_id,
-                created=created,
-                include_usage=bool(options and options.include_usage),
-                continuous_usage=bool(options and options.continuous_usage_stats),
-                return_token_ids=body.return_token_ids,
-                prompt_token_ids=prepared.prompt_token_ids,
-                n=body.choices,
-            )
-            return sse_response(encode_stream(events, shape(s), stream, stream_error(s)))
-        answer = await complete_choices(ctx, request, choices)
-        payload = completion_body(
-            answer,
-            shape(s),
-            completion_id=completion_id,
-            created=created,
-            return_token_ids=body.return_token_ids,
-            tool_choice=prepared.request.tool_choice.mode,
+        return await respond_chat(
+            ctx, request, body, shape(s), completion_id=completion_id, now=ids.now, stream_error=stream_error(s)
         )
-        return Response(dumps(payload), media_type="application/json")
 
     @api.post(prefix + COMPLETIONS_PATH)
     async def completions(project: str, request: Request, ctx: Ctx) -> Response:

@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from server import metrics
-from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.engine.base import EngineFinish, EngineInfo, EngineStep, GenerationRequest
 from server.engine.detect import installed_vllm
 from server.engine.recording import Recording, error_from_json, recorded_steps
 from server.errors import ConfigError, EngineUnavailableError
@@ -279,39 +279,31 @@ class ScriptedEngine:
                     prompt_logprobs = self.prompt_logprobs(request)
                 else:
                     cached = None  # reported with the first step only
+                finish: EngineFinish | None = None
+                stop_reason: int | None = None
                 if token in stops:
                     # like vLLM: the model's EOS token (<|return|>) is no "stop reason"; other stop tokens are
-                    reason = "stop"
+                    finish = "stop"
                     stop_reason = None if token == eos else token
-                    yield EngineStep(
-                        [token],
-                        finish_reason="stop",
-                        stop_reason=stop_reason,
-                        logprobs=logprobs,
-                        cached_tokens=cached,
-                        prompt_logprobs=prompt_logprobs,
-                    )
+                elif produced >= request.max_tokens:
+                    finish = "length"
+                if finish is not None:
+                    reason = finish
+                yield EngineStep(
+                    [token],
+                    finish_reason=finish,
+                    stop_reason=stop_reason,
+                    logprobs=logprobs,
+                    cached_tokens=cached,
+                    prompt_logprobs=prompt_logprobs,
+                )
+                if finish is not None:
                     return
-                if produced >= request.max_tokens:
-                    reason = "length"
-                    yield EngineStep(
-                        [token],
-                        finish_reason="length",
-                        logprobs=logprobs,
-                        cached_tokens=cached,
-                        prompt_logprobs=prompt_logprobs,
-                    )
-                    return
-                yield EngineStep([token], logprobs=logprobs, cached_tokens=cached, prompt_logprobs=prompt_logprobs)
             # the script ran out without a stop token: the turn ends like an EOS
             reason = "stop"
             yield EngineStep([], finish_reason="stop")
         finally:
-            self._running.pop(request.request_id, None)
-            (stats.running if produced else stats.waiting).dec()
-            stats.generation_tokens.inc(produced)
-            stats.request_latency.observe(time.monotonic() - started)
-            stats.finished(reason)
+            self._end_run(request, started, produced, produced > 0, reason)
 
     async def _replay(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
         """The recorded steps of ``request``, one engine step each; then the recorded error, if the run ended in one,
@@ -341,11 +333,7 @@ class ScriptedEngine:
                 raise error_from_json(take["error"])
             yield EngineStep([], finish_reason="abort")
         finally:
-            self._running.pop(request.request_id, None)
-            (stats.running if running else stats.waiting).dec()
-            stats.generation_tokens.inc(produced)
-            stats.request_latency.observe(time.monotonic() - started)
-            stats.finished(reason)
+            self._end_run(request, started, produced, running, reason)
 
     @staticmethod
     def prompt_logprobs(request: GenerationRequest) -> PromptLogprobs | None:
@@ -354,6 +342,15 @@ class ScriptedEngine:
             return None
         tokens = request.prompt_token_ids
         return [None, *([RankedLogprob(token, 0.0, 1)] for token in tokens[1:])]
+
+    def _end_run(self, request: GenerationRequest, started: float, produced: int, running: bool, reason: str) -> None:
+        """A run ended: vLLM's per-request stats (``running``: it got past its first step); its id is forgotten."""
+        stats = self._metrics
+        self._running.pop(request.request_id, None)
+        (stats.running if running else stats.waiting).dec()
+        stats.generation_tokens.inc(produced)
+        stats.request_latency.observe(time.monotonic() - started)
+        stats.finished(reason)
 
     def _first_step(self, request: GenerationRequest, cached: int | None, started: float) -> None:
         """vLLM's per-request stats at the first token: prefill done, the request moves from waiting to running."""
