@@ -92,3 +92,22 @@ def test_data_parallel_and_env_pass_through() -> None:
     assert (args["data_parallel_size"], args["enable_prefix_caching"]) == (2, False)
     plain = load_settings(CONFIG_DIR / "gpu-h200.yaml").engine.vllm
     assert "data_parallel_size" not in build_engine_args(plain, "m", "gpt-oss-120b")
+
+
+def test_data_parallel_on_the_cpu_backend_is_refused_before_the_engine_loads(tmp_path: Path) -> None:
+    """vLLM's CPU backend starts DP engine cores for gpt-oss, then dies on the first batch (its CPU communicator has
+    no ``all_gatherv`` for the MoE dispatch): the server refuses the setting at start instead."""
+    import subprocess
+
+    from tests.helpers import TINY_VLLM_ENGINE
+
+    engine = {**TINY_VLLM_ENGINE, "vllm": {**TINY_VLLM_ENGINE["vllm"], "data_parallel_size": 2}}
+    config = tmp_path / "dp.yaml"
+    config.write_text(yaml.safe_dump({"engine": engine}))
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--config", str(config), "--port", "0"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "data_parallel_size > 1 needs GPUs" in out.stderr
+    assert "EngineCore" not in out.stderr  # refused before any engine core started

@@ -17,7 +17,13 @@ from typing import Any
 
 from server import textonly
 from server.engine.base import EngineInfo, EngineStep, GenerationRequest
-from server.errors import EngineUnavailableError, InvalidConstraintError, InvalidRequestError, RateLimitError
+from server.errors import (
+    ConfigError,
+    EngineUnavailableError,
+    InvalidConstraintError,
+    InvalidRequestError,
+    RateLimitError,
+)
 from server.offline import stay_offline
 from server.settings import VllmSettings
 from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
@@ -160,6 +166,7 @@ class VllmEngine:
 
     async def start(self) -> None:
         prepare_environment(self._settings, self._model)
+        check_platform(self._settings)
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -274,6 +281,22 @@ class VllmEngine:
             return None
 
 
+def check_platform(settings: VllmSettings) -> None:
+    """Refuse what the installed vLLM cannot run on this platform, before anything loads.
+
+    Data parallelism on vLLM's CPU backend: the engine cores start, but gpt-oss's MoE layers dispatch tokens across
+    the data-parallel ranks with ``all_gatherv``, which vLLM 0.32's CPU communicator does not implement
+    (``base_device_communicator.py``: ``NotImplementedError``), so the first batch kills every engine core."""
+    from vllm.platforms import current_platform
+
+    if settings.data_parallel_size > 1 and current_platform.is_cpu():
+        raise ConfigError(
+            "engine.vllm.data_parallel_size > 1 needs GPUs: on vLLM's CPU backend gpt-oss's MoE layers cannot "
+            "dispatch across data-parallel ranks (the engine would die on its first batch). Use server.api_processes "
+            "for more front-end capacity, or replicas behind a router."
+        )
+
+
 def prepare_environment(settings: VllmSettings, model: str) -> None:
     """What must hold before vLLM is imported, in every process that imports it."""
     stay_offline(model)  # no usage stats, no hub access for a local model
@@ -323,6 +346,7 @@ def serve_api_processes(
     any process died. On the way out the API processes get SIGTERM and ``stop_timeout_s`` to drain, then the engine
     cores stop."""
     prepare_environment(settings, model)
+    check_platform(settings)
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.usage.usage_lib import UsageContext
     from vllm.v1.engine.utils import bind_engine_zmq_listeners, launch_core_engines
