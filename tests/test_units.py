@@ -155,3 +155,16 @@ def test_banner() -> None:
     s = load_settings(None, {"engine": {"kind": "scripted"}})
     text = banner(s, 0, ["openai (/v1/chat/completions)"])
     assert "engine     scripted" in text and "auth       OFF" in text and "http://127.0.0.1:8000" in text
+
+
+def test_vllm_sampling_params_carry_the_extra_args() -> None:
+    """vLLM's ``extra_args`` (``vllm_xargs``, ``kv_transfer_params``, ...) reach its ``SamplingParams``."""
+    pytest.importorskip("vllm")
+    from server.engine.base import GenerationRequest
+    from server.engine.vllm_engine import sampling_params
+    from server.types import SamplingOptions
+
+    extra = {"tag": "x", "kv_transfer_params": {"do_remote_decode": True}}
+    request = GenerationRequest("r", [1, 2], SamplingOptions(extra_args=extra), 4, (200002,))
+    assert sampling_params(request).extra_args == extra
+    assert sampling_params(GenerationRequest("r", [1, 2], SamplingOptions(), 4, (200002,))).extra_args is None
