@@ -60,9 +60,9 @@ def router(ctx: ServerContext) -> APIRouter:
         s = section(ctx)
         body = await read_request(request, ctx.settings.limits.max_body_bytes)
         check_model(s, body.model)
-        completion_id = ids.new_id()
+        completion_id, core_id = body.answer_ids("chatcmpl", ids.new_id)
         check_count(body.choices, ctx.settings.limits)
-        prepared = await ctx.service.prepare(body.to_core(completion_id))
+        prepared = await ctx.service.prepare(body.to_core(core_id))
         choices = replicate(prepared, body.choices)
         created = int(ids.now())
         if body.stream:
@@ -76,6 +76,7 @@ def router(ctx: ServerContext) -> APIRouter:
                 return_token_ids=body.return_token_ids,
                 prompt_token_ids=prepared.prompt_token_ids,
                 n=body.choices,
+                tokens_as_ids=bool(body.return_tokens_as_token_ids),
             )
             return sse_response(encode_stream(events, shape(s), stream, stream_error(s)))
         answer = await complete_choices(ctx, request, choices)
@@ -84,8 +85,7 @@ def router(ctx: ServerContext) -> APIRouter:
             shape(s),
             completion_id=completion_id,
             created=created,
-            return_token_ids=body.return_token_ids,
-            tool_choice=prepared.request.tool_choice.mode,
+            options=body.chat_options(prepared.request.tool_choice.mode),
         )
         return Response(dumps(payload), media_type="application/json")
 
@@ -95,13 +95,14 @@ def router(ctx: ServerContext) -> APIRouter:
         body = await read_body(request, ctx.settings.limits.max_body_bytes, CompletionRequest)
         body.check()
         check_model(s, body.model)
-        completion_id = ids.new_completion_id()
+        completion_id, core_id = body.answer_ids("cmpl", ids.new_completion_id)
         return await respond(
             ctx,
             request,
             body,
             shape(s),
             completion_id=completion_id,
+            core_id=core_id,
             created=int(ids.now()),
             stream_error=stream_error(s),
         )

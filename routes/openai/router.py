@@ -66,9 +66,9 @@ def _mount(api: APIRouter, prefix: str) -> None:
     async def chat_completions(request: Request, ctx: Ctx) -> Response:
         body = parse_body(ChatCompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         model = check_model(ctx, body.model)
-        completion_id = ids.new_id()
+        completion_id, core_id = body.answer_ids("chatcmpl", ids.new_id)
         check_count(body.choices, ctx.settings.limits)
-        prepared = await ctx.service.prepare(body.to_core(completion_id))
+        prepared = await ctx.service.prepare(body.to_core(core_id))
         choices = replicate(prepared, body.choices)
         created = int(ids.now())
         if body.stream:
@@ -82,6 +82,7 @@ def _mount(api: APIRouter, prefix: str) -> None:
                 return_token_ids=body.return_token_ids,
                 prompt_token_ids=prepared.prompt_token_ids,
                 n=body.choices,
+                tokens_as_ids=bool(body.return_tokens_as_token_ids),
             )
             return sse_response(encode_stream(events, shape(model), stream, stream_error))
         answer = await complete_choices(ctx, request, choices)
@@ -90,8 +91,7 @@ def _mount(api: APIRouter, prefix: str) -> None:
             shape(model),
             completion_id=completion_id,
             created=created,
-            return_token_ids=body.return_token_ids,
-            tool_choice=prepared.request.tool_choice.mode,
+            options=body.chat_options(prepared.request.tool_choice.mode),
         )
         return Response(dumps(payload), media_type="application/json")
 
@@ -100,13 +100,14 @@ def _mount(api: APIRouter, prefix: str) -> None:
         body = parse_body(CompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         body.check()
         model = check_model(ctx, body.model)
-        completion_id = ids.new_completion_id()
+        completion_id, core_id = body.answer_ids("cmpl", ids.new_completion_id)
         return await respond(
             ctx,
             request,
             body,
             shape(model),
             completion_id=completion_id,
+            core_id=core_id,
             created=int(ids.now()),
             stream_error=stream_error,
             harmony_output=section(ctx).completions_harmony_output,
