@@ -385,6 +385,10 @@ def test_completion_constraints_reach_the_engine(server: tuple[LiveServer, Watch
     assert engine.requests[-1].constraint is None
     error = refused(live, path, {"prompt": "hi", "structured_outputs": {"regex": "a", "grammar": "root ::= x"}})
     assert error["message"].startswith("You can only use one kind of structured outputs constraint")
+    two = refused(live, path, {"prompt": "hi", "structured_outputs": {"regex": "a", "choice": ["b"]}})
+    assert two["param"] == "structured_outputs" and two["message"].startswith(
+        "You can only use one kind of constraints"
+    )
 
 
 # ---- refused ------------------------------------------------------------------------------------------------------

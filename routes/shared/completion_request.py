@@ -158,8 +158,14 @@ class CompletionRequest(VllmRequestFields):
         as the engine's constraint on the raw output; None when the output is free."""
         if self.structured_outputs is None and self.response_format is None:
             return None
-        if self.structured_outputs is not None:
-            fmt = structured_to_core(self.structured_outputs, self.response_format, "none")
+        so = self.structured_outputs
+        if so is not None:
+            if sum(v is not None for v in (so.json_, so.regex, so.choice)) > 1:  # vLLM names the field here
+                raise InvalidRequestError(
+                    "You can only use one kind of constraints for structured outputs ('json', 'regex' or 'choice').",
+                    param="structured_outputs",
+                )
+            fmt = structured_to_core(so, self.response_format, "none")
         else:
             fmt = response_format_to_core(self.response_format)
         return engine_constraint(fmt)
