@@ -3,8 +3,9 @@
 The E2E route (vLLM behind a gateway) uses the same model. vLLM's own checks (``routes/openai/checks.py``) run on the
 raw body first, with vLLM's messages; a message's role may be any string, as in vLLM, and one harmony cannot render
 is refused as vLLM's harmony path refuses it. ``structured_outputs`` (vLLM's ``StructuredOutputsParams``) is refused
-and combined with ``response_format`` as vLLM does, with vLLM's messages; the ``guided_*`` fields vLLM removed are
-ignored with the warning vLLM logs.
+and combined with ``response_format`` as vLLM does, with vLLM's messages (``routes/shared/structured.py``); the
+``guided_*`` fields vLLM removed are ignored with the warning vLLM logs. The fields shared with the completions request
+are ``routes/shared/vllm_sampling.py``'s; ``ChatCompletionRequest``'s docstring says what the chat-only ones do.
 """
 
 from __future__ import annotations

@@ -62,9 +62,10 @@ class CompletionRequest(VllmRequestFields):
     fields it shares with the chat request, and what each does). A raw prompt honours ``truncate_prompt_tokens``
     (``truncation_side``: vLLM's default for a generating model is ``left``, keeping the last tokens),
     ``skip_special_tokens``, ``response_format`` and ``structured_outputs`` (the constraint applies from the first
-    output token, with no harmony framing, as vLLM applies it to a raw prompt). ``add_special_tokens`` changes
-    nothing: gpt-oss's tokenizer adds no special tokens to a text. ``prompt_embeds`` is refused as vLLM refuses it on
-    a server started without ``--enable-prompt-embeds``. Unknown fields are ignored, as vLLM does."""
+    output token, with no harmony framing, as vLLM applies it to a raw prompt). ``add_special_tokens`` is accepted
+    and adds nothing: a text is tokenized with the o200k_harmony encoding, which has no BOS/EOS to add.
+    ``prompt_embeds`` is refused as vLLM refuses it on a server started without ``--enable-prompt-embeds``. Unknown
+    fields are ignored, as vLLM does."""
 
     model: str | None = Field(None, max_length=256)
     prompt: list[TokenId] | list[list[TokenId]] | str | list[str] | None = None
