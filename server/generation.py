@@ -1,6 +1,6 @@
 """One generation's progress, step by step: engine tokens are decoded (harmony, or plain text for a raw prompt), the
-answer text is matched against stop strings, decoded deltas are batched by the stream interval, and the run ends in
-exactly one ``Finish``.
+answer text is matched against stop strings (none ends before ``min_tokens`` tokens are out, as in vLLM), decoded
+deltas are batched by the stream interval, and the run ends in exactly one ``Finish``.
 
 ``ChatService`` drives it (``server/service.py``): ``take`` for each engine step, ``fail`` if the engine raises,
 then ``tail`` and ``finish`` once the engine stream is closed.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.engine.base import EngineStep
 from server.errors import ServerError
@@ -43,6 +43,7 @@ class Generation:
         stop: list[str],
         top_logprobs: int,
         include_stop: bool = False,
+        min_tokens: int = 0,
         keep_reasoning: bool = True,
         stream_interval: int,
         namespaces: frozenset[str] = frozenset(),
@@ -50,6 +51,8 @@ class Generation:
     ) -> None:
         self.decoder: Decoder = decoder if decoder is not None else HarmonyDecoder(namespaces=namespaces)
         self.stops = StopMatcher(stop, include=include_stop)
+        self.min_tokens = min_tokens
+        self._protected = 0  # characters of the last delta's content written by the first ``min_tokens`` tokens
         self.keep_reasoning = keep_reasoning
         self.timings = Timings(start=time.time())
         self.prompt_tokens = prompt_tokens
@@ -59,6 +62,7 @@ class Generation:
         self.cached_tokens = 0
         self.reason: FinishReason = "stop"
         self.stop_reason: int | str | None = None
+        self.kv_transfer_params: dict[str, Any] | None = None
         self.stopped_by_text = False
         self.done = False  # no more engine steps are wanted (finished, or a stop string was hit)
         self.error: str | None = None
@@ -89,11 +93,22 @@ class Generation:
         """Token ids to a neutral delta (reasoning, content, tool-call parts), with timing and logprobs."""
         if step.cached_tokens is not None:
             self.cached_tokens = step.cached_tokens
-        if step.token_ids:
+        if step.kv_transfer_params is not None:
+            self.kv_transfer_params = step.kv_transfer_params
+        ids = step.token_ids
+        # the step's tokens among the first ``min_tokens``: their text cannot end a stop string
+        early = min(len(ids), max(0, self.min_tokens - self.completion_tokens))
+        if ids:
             if self.timings.first_token is None:
                 self.timings.first_token = time.time()
-            self.completion_tokens += len(step.token_ids)
-        delta = self.decoder.feed(step.token_ids)
+            self.completion_tokens += len(ids)
+        if 0 < early < len(ids):
+            delta = self.decoder.feed(ids[:early])
+            self._protected = len(delta.content)
+            delta = merge(delta, self.decoder.feed(ids[early:]))
+        else:
+            delta = self.decoder.feed(ids)
+            self._protected = len(delta.content) if early else 0
         if not self.keep_reasoning:
             delta.reasoning = ""
         delta.token_ids = step.token_ids
@@ -105,7 +120,7 @@ class Generation:
     def match_stops(self, delta: Delta) -> None:
         """Hold back text that may start a stop string; cut the answer at the first one found."""
         if self.stops and delta.content:
-            delta.content, hit = self.stops.feed(delta.content)
+            delta.content, hit = self.stops.feed(delta.content, self._protected)
             if hit is not None:
                 self.stopped_by_text, self.stop_reason = True, hit
 
@@ -131,7 +146,8 @@ class Generation:
         if self.stopped_by_text:
             tail.content = ""
         elif self.stops:
-            tail.content, hit = self.stops.feed(tail.content)
+            early = len(tail.content) if self.completion_tokens <= self.min_tokens else 0
+            tail.content, hit = self.stops.feed(tail.content, early)
             if hit is not None:
                 self.reason, self.stop_reason = "stop", hit
             else:
@@ -156,6 +172,7 @@ class Generation:
             timings=self.timings,
             stop_reason=self.stop_reason,
             error=self.error,
+            kv_transfer_params=self.kv_transfer_params,
             exception=self.failure,
         )
 

@@ -123,7 +123,11 @@ class ChatService:
         self._check_counts(request)
         constraint = self._constraint(request)  # schemas: depth and size, before anything walks them
         chars = self._check_chars(request)
-        prompt = await self._render.render(request, chars)
+        if request.prompt_token_ids is not None:
+            prompt = list(request.prompt_token_ids)
+            check_token_ids(prompt, param="kv_transfer_params.prompt_token_ids")
+        else:
+            prompt = await self._render.render(request, chars)
         max_tokens = self._output_budget(
             request.sampling, len(prompt), default_max_tokens, clamp_max_tokens, context_window
         )
@@ -148,10 +152,12 @@ class ChatService:
         else:
             prompt = list(request.prompt)
             check_token_ids(prompt)
+        if request.truncate_prompt_tokens is not None:
+            prompt = truncate_prompt(prompt, request, self.engine.info.max_model_len)
         if not prompt:
             raise InvalidRequestError("The prompt is empty.", param="prompt")
         max_tokens = self._output_budget(request.sampling, len(prompt), default_max_tokens, clamp_max_tokens)
-        return self._prepared(request, prompt, max_tokens, None)
+        return self._prepared(request, prompt, max_tokens, request.constraint)
 
     def _prepared(
         self,
@@ -386,9 +392,10 @@ class ChatService:
                 prompt_tokens=len(prepared.prompt_token_ids),
                 stop=sampling.stop,
                 include_stop=sampling.include_stop_str_in_output,
+                min_tokens=sampling.min_tokens,
                 keep_reasoning=getattr(prepared.request, "include_reasoning", True),
                 top_logprobs=sampling.top_logprobs,
-                stream_interval=self.limits.stream_interval,
+                stream_interval=max(self.limits.stream_interval, sampling.stream_interval or 0),
                 decoder=decoder_for(prepared.request),
             )
             fault = prepared.fault
@@ -479,21 +486,45 @@ async def fold(events: AsyncIterator[Event], prompt_token_ids: list[int]) -> Cha
         logprobs=logprobs,
         prompt_token_ids=prompt_token_ids,
         prompt_logprobs=prompt_logprobs,
+        kv_transfer_params=finish.kv_transfer_params,
     )
 
 
 def decoder_for(request: ChatRequest | PromptRequest) -> Decoder:
     """A chat turn (or a raw prompt that asks for it) is decoded as harmony; any other raw prompt as plain text."""
     if isinstance(request, PromptRequest):
-        return HarmonyDecoder() if request.harmony_output else PlainDecoder()
+        if request.harmony_output:
+            return HarmonyDecoder()
+        return PlainDecoder(skip_special_tokens=request.sampling.skip_special_tokens)
     return HarmonyDecoder(namespaces=frozenset(t.namespace for t in request.tools if t.namespace))
 
 
-def check_token_ids(token_ids: list[int]) -> None:
+def truncate_prompt(prompt: list[int], request: PromptRequest, max_model_len: int) -> list[int]:
+    """vLLM's ``truncate_prompt_tokens`` (its ``TokenizeParams``): at most the context, -1 for the context less one
+    token (room for the output), then the prompt's last (``left``) or first (``right``) tokens."""
+    keep = request.truncate_prompt_tokens
+    if keep is None:
+        return prompt
+    if keep > max_model_len:
+        raise InvalidRequestError(
+            f"truncate_prompt_tokens={keep} cannot be greater than max_model_len = {max_model_len}. "
+            "Please request a smaller truncation size.",
+            param="truncate_prompt_tokens",
+        )
+    if keep < 0:
+        keep = max(0, max_model_len - 1)
+    if keep >= len(prompt):
+        return prompt
+    if keep == 0:
+        return []
+    return prompt[-keep:] if request.truncation_side == "left" else prompt[:keep]
+
+
+def check_token_ids(token_ids: list[int], param: str = "prompt") -> None:
     """Every id within the vocabulary (vLLM's message)."""
     if token_ids and (min(token_ids) < 0 or max(token_ids) >= VOCAB_SIZE):
         bad = min(token_ids) if min(token_ids) < 0 else max(token_ids)
-        raise InvalidRequestError(f"Token id {bad} is out of vocabulary", param="prompt")
+        raise InvalidRequestError(f"Token id {bad} is out of vocabulary", param=param)
 
 
 def add_tool_call_parts(calls: dict[int, ToolCall], parts: list[ToolCallDelta]) -> None:

@@ -113,6 +113,16 @@ class SamplingOptions:
     allowed_token_ids: list[int] | None = None
     # logprobs of each prompt token and its ``prompt_logprobs`` most likely alternatives (None: not asked)
     prompt_logprobs: int | None = None
+    # engine-side request options (vLLM's): the scheduling priority (lower first), the prefix cache's salt, extra
+    # arguments for engine extensions (vLLM's ``extra_args``: ``vllm_xargs``, ``kv_transfer_params``, ...)
+    priority: int = 0
+    cache_salt: str | None = None
+    session_id: str | None = None  # a conversation's stable id (vLLM tags its KV-cache events with it)
+    extra_args: dict[str, Any] | None = None
+    # engine steps per streamed delta for this request, raising the server's ``stream_interval`` (never lowering it)
+    stream_interval: int | None = None
+    # a raw prompt's plain-text output leaves control tokens out (False: they are spelled out, ``<|channel|>``)
+    skip_special_tokens: bool = True
 
 
 @dataclass(slots=True)
@@ -125,6 +135,9 @@ class ChatRequest:
     response_format: OutputConstraint = field(default_factory=OutputConstraint)
     request_id: str | None = None
     include_reasoning: bool = True  # False: the answer carries no reasoning text (vLLM's ``include_reasoning``)
+    # the prompt already rendered (a disaggregated prefill's ids, vLLM's ``kv_transfer_params["prompt_token_ids"]``):
+    # it runs as given instead of the messages' rendering
+    prompt_token_ids: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -139,6 +152,12 @@ class PromptRequest:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     harmony_output: bool = False
     request_id: str | None = None
+    # keep this many prompt tokens (-1: as many as the context allows, less one for the output), from the end
+    # (``left``, vLLM's default for a generating model) or from the start (``right``); None: the whole prompt
+    truncate_prompt_tokens: int | None = None
+    truncation_side: Literal["left", "right"] = "left"
+    # what the output must match from its first token, as the engine takes it (``GenerationRequest.constraint``)
+    constraint: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -226,6 +245,8 @@ class Finish:
     timings: Timings
     stop_reason: int | str | None = None
     error: str | None = None
+    # what the engine's KV connector returned for this request (vLLM's ``kv_transfer_params``; None without one)
+    kv_transfer_params: dict[str, Any] | None = None
     # the typed error behind ``reason == "error"`` (a non-streaming answer re-raises it: 400, 503, 500...), or
     # why the server aborted the answer (``reason == "abort"``: drain, deadline)
     exception: Exception | None = None
@@ -262,3 +283,4 @@ class ChatResult:
     logprobs: list[TokenLogprob] | None = None
     prompt_token_ids: list[int] = field(default_factory=list)
     prompt_logprobs: PromptLogprobs | None = None
+    kv_transfer_params: dict[str, Any] | None = None

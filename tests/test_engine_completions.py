@@ -104,3 +104,41 @@ def test_a_batch_with_n_choices(client: openai.OpenAI) -> None:
     usage = chunks[-1].usage
     assert chunks[-1].choices == [] and usage is not None and usage.completion_tokens == 24
     assert usage.prompt_tokens == whole.usage.prompt_tokens
+
+
+def test_vllm_extras_reach_the_engine(vllm_server: LiveServer) -> None:
+    """``truncate_prompt_tokens`` shortens what the engine runs (``usage.prompt_tokens``); ``priority``,
+    ``cache_salt``, ``session_id``, ``vllm_xargs`` and ``kv_transfer_params`` go to vLLM, which accepts them (no KV
+    connector: ``kv_transfer_params`` comes back null, as from vLLM); chat logprobs name tokens by id on request."""
+    headers = {"Authorization": f"Bearer {vllm_server.api_key}"}
+    body = {
+        "model": "gpt-oss-120b",
+        "prompt": PROMPT,
+        "max_tokens": 3,
+        "temperature": 0,
+        "truncate_prompt_tokens": 4,
+        "priority": 5,  # vLLM's default (fcfs) scheduling accepts any priority
+        "cache_salt": "salt-a",
+        "session_id": "s-1",
+        "kv_transfer_params": {"note": "x"},
+        "vllm_xargs": {"tag": "y"},
+        "request_id": "extras-1",
+    }
+    r = requests.post(vllm_server.base_url + "/v1/completions", json=body, headers=headers, timeout=180)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["usage"]["prompt_tokens"] == 4 < len(encode_prompt(PROMPT))
+    assert answer["id"] == "cmpl-extras-1" and answer["kv_transfer_params"] is None
+    chat = {
+        "model": "gpt-oss-120b",
+        "messages": [{"role": "user", "content": "Say something."}],
+        "max_tokens": 3,
+        "logprobs": True,
+        "return_tokens_as_token_ids": True,
+        "cache_salt": "salt-b",
+        "priority": -1,
+    }
+    r = requests.post(vllm_server.base_url + "/v1/chat/completions", json=chat, headers=headers, timeout=180)
+    assert r.status_code == 200, r.text
+    entries = r.json()["choices"][0]["logprobs"]["content"]
+    assert entries and all(e["token"].startswith("token_id:") for e in entries)

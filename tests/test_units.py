@@ -78,6 +78,28 @@ def test_stop_matcher(stops: list[str], chunks: list[str], expected: str, hit: s
     assert (out, found) == (expected, hit)
 
 
+@pytest.mark.parametrize(
+    ("chunks", "expected", "hit"),
+    [
+        ([("xabc", 4)], "xabc", None),  # a stop within the protected text (the first min_tokens tokens) is not one
+        ([("xab", 3), ("c", 0)], "x", "abc"),  # one that starts there and ends later is (vLLM looks back)
+        ([("xa", 2), ("bc", 2), ("abc", 0)], "xabc", "abc"),  # protection holds across the held-back text
+        ([("xyz", 0)], "xyz", None),
+    ],
+)
+def test_stop_matcher_protected_text(chunks: list[tuple[str, int]], expected: str, hit: str | None) -> None:
+    m = StopMatcher(["abc"])
+    out, found = "", None
+    for chunk, protected in chunks:
+        text, found = m.feed(chunk, protected)
+        out += text
+        if found:
+            break
+    if not found:
+        out += m.flush()
+    assert (out, found) == (expected, hit)
+
+
 def test_keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keys.write_text("# comment\nfile-key\n\n")
@@ -155,3 +177,16 @@ def test_banner() -> None:
     s = load_settings(None, {"engine": {"kind": "scripted"}})
     text = banner(s, 0, ["openai (/v1/chat/completions)"])
     assert "engine     scripted" in text and "auth       OFF" in text and "http://127.0.0.1:8000" in text
+
+
+def test_vllm_sampling_params_carry_the_extra_args() -> None:
+    """vLLM's ``extra_args`` (``vllm_xargs``, ``kv_transfer_params``, ...) reach its ``SamplingParams``."""
+    pytest.importorskip("vllm")
+    from server.engine.base import GenerationRequest
+    from server.engine.vllm_engine import sampling_params
+    from server.types import SamplingOptions
+
+    extra = {"tag": "x", "kv_transfer_params": {"do_remote_decode": True}}
+    request = GenerationRequest("r", [1, 2], SamplingOptions(extra_args=extra), 4, (200002,))
+    assert sampling_params(request).extra_args == extra
+    assert sampling_params(GenerationRequest("r", [1, 2], SamplingOptions(), 4, (200002,))).extra_args is None

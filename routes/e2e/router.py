@@ -57,9 +57,8 @@ def router(ctx: ServerContext) -> APIRouter:
         s = section(ctx)
         body = await read_request(request, ctx.settings.limits.max_body_bytes)
         check_model(s, body.model)
-        completion_id = ids.new_id()
         return await respond_chat(
-            ctx, request, body, shape(s), completion_id=completion_id, now=ids.now, stream_error=stream_error(s)
+            ctx, request, body, shape(s), new_id=ids.new_id, now=ids.now, stream_error=stream_error(s)
         )
 
     @api.post(prefix + COMPLETIONS_PATH)
@@ -68,13 +67,14 @@ def router(ctx: ServerContext) -> APIRouter:
         body = await read_body(request, ctx.settings.limits.max_body_bytes, CompletionRequest)
         body.check()
         check_model(s, body.model)
-        completion_id = ids.new_completion_id()
+        completion_id, core_id = body.answer_ids("cmpl", ids.new_completion_id)
         return await respond(
             ctx,
             request,
             body,
             shape(s),
             completion_id=completion_id,
+            core_id=core_id,
             created=int(ids.now()),
             stream_error=stream_error(s),
         )

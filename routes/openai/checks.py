@@ -11,15 +11,12 @@ from typing import Any
 
 from openai_harmony import Author
 
+from routes.shared.vllm_sampling import check_cache_salt
 from server.errors import InvalidRequestError
 
 HARMONY_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 NAMED_TOOL_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
-
-
-CACHE_SALT_MAX = 128
-CACHE_SALT_FORBIDDEN = frozenset("@/\\\0")
 
 
 def check_body(data: dict[str, Any]) -> None:
@@ -32,19 +29,7 @@ def check_body(data: dict[str, Any]) -> None:
     if data.get("stream_options") and not data.get("stream"):
         raise InvalidRequestError("Stream options can only be defined when `stream=True`.", param="stream_options")
     _check_response_format(data)
-    _check_cache_salt(data.get("cache_salt"))
-
-
-def _check_cache_salt(salt: Any) -> None:
-    if salt is None:
-        return
-    if not isinstance(salt, str) or not salt:
-        raise InvalidRequestError("Parameter 'cache_salt' must be a non-empty string if provided.", param="cache_salt")
-    if len(salt) > CACHE_SALT_MAX or any(char in CACHE_SALT_FORBIDDEN for char in salt):
-        raise InvalidRequestError(
-            "Parameter 'cache_salt' must be at most 128 characters and must not contain '@', '/', '\\\\', or NUL.",
-            param="cache_salt",
-        )
+    check_cache_salt(data.get("cache_salt"))
 
 
 def _check_response_format(data: dict[str, Any]) -> None:

@@ -3,18 +3,17 @@
 The E2E route (vLLM behind a gateway) uses the same model. vLLM's own checks (``routes/openai/checks.py``) run on the
 raw body first, with vLLM's messages; a message's role may be any string, as in vLLM, and one harmony cannot render
 is refused as vLLM's harmony path refuses it. ``structured_outputs`` (vLLM's ``StructuredOutputsParams``) is refused
-and combined with ``response_format`` as vLLM does, with vLLM's messages; the ``guided_*`` fields vLLM removed are
-ignored with the warning vLLM logs.
+and combined with ``response_format`` as vLLM does, with vLLM's messages (``routes/shared/structured.py``); the
+``guided_*`` fields vLLM removed are ignored with the warning vLLM logs. The fields shared with the completions request
+are ``routes/shared/vllm_sampling.py``'s; ``ChatCompletionRequest``'s docstring says what the chat-only ones do.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routes.openai.checks import check_body, check_role
 from routes.shared.completion_request import check_prompt_logprobs
@@ -23,13 +22,13 @@ from routes.shared.openai_request import (
     NamedToolChoice,
     ToolDef,
     chat_to_core,
-    check_logit_bias,
-    response_format_to_core,
-    stop_as_list,
 )
+from routes.shared.structured import StructuredOutputsIn, structured_to_core
+from routes.shared.vllm_response import ChatOptions
+from routes.shared.vllm_sampling import VllmRequestFields
 from server.choices import check_greedy
 from server.errors import InvalidRequestError
-from server.types import ChatRequest, OutputConstraint, SamplingOptions
+from server.types import ChatRequest, ReasoningEffort
 
 log = logging.getLogger(__name__)
 
@@ -63,108 +62,19 @@ def warn_removed_guided(data: Any) -> Any:
     return data
 
 
-class StructuredOutputsIn(BaseModel):
-    """vLLM's ``StructuredOutputsParams`` as its request model reads it. Per request, the xgrammar backend reads
-    only the constraint itself: ``disable_any_whitespace``, ``disable_additional_properties`` and
-    ``whitespace_pattern`` are accepted and, as in vLLM, have no effect (whitespace is an engine setting)."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    json_: str | dict[str, Any] | None = Field(None, alias="json")
-    regex: str | None = None
-    choice: list[str] | None = None
-    grammar: str | None = None
-    json_object: bool | None = None
-    disable_any_whitespace: bool = False
-    disable_additional_properties: bool = False
-    whitespace_pattern: str | None = None
-    structural_tag: str | None = None
+HARMONY_EFFORTS = ("high", "medium", "low")  # vLLM's REASONING_EFFORT, in its order
 
 
-@dataclass
-class _Params:
-    """The fields of vLLM's ``StructuredOutputsParams`` in its order: its error messages print them."""
-
-    json: str | dict[str, Any] | None
-    regex: str | None
-    choice: list[str] | None
-    grammar: str | None
-    json_object: bool | None
-    disable_any_whitespace: bool
-    disable_additional_properties: bool
-    whitespace_pattern: str | None
-    structural_tag: str | None
-
-    KINDS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
-
-    def check(self) -> None:
-        """``StructuredOutputsParams.__post_init__``: exactly one kind."""
-        count = sum(getattr(self, k) is not None for k in self.KINDS)
-        if count == 1:
-            return
-        fields = {**self.__dict__, "_backend": None, "_backend_was_auto": False}
-        if count > 1:
-            raise InvalidRequestError(
-                f"You can only use one kind of structured outputs constraint but multiple are specified: {fields}"
-            )
-        raise InvalidRequestError(
-            f"You must use one kind of structured outputs constraint but none are specified: {fields}"
-        )
-
-
-def structured_to_core(
-    so: StructuredOutputsIn, response_format: dict[str, Any] | None, tool_choice: object
-) -> OutputConstraint:
-    """``structured_outputs`` with ``response_format`` applied over it, refused where vLLM refuses it (its request
-    validators, ``StructuredOutputsParams``, and the checks before it compiles the constraint)."""
-    simple = sum(v is not None for v in (so.json_, so.regex, so.choice))
-    if simple > 1:
-        raise InvalidRequestError(
-            "You can only use one kind of constraints for structured outputs ('json', 'regex' or 'choice')."
-        )
-    if simple and tool_choice not in ("none", "auto", "required"):
-        raise InvalidRequestError("You can only either use constraints for structured outputs or tools, not both.")
-    params = _Params(
-        so.json_,
-        so.regex,
-        so.choice,
-        so.grammar,
-        so.json_object,
-        so.disable_any_whitespace,
-        so.disable_additional_properties,
-        so.whitespace_pattern,
-        so.structural_tag,
+def check_reasoning_effort(effort: str | None) -> ReasoningEffort | None:
+    """vLLM's harmony path: ``none`` is refused, as is any effort harmony has no level for (its messages)."""
+    if effort is None or effort in HARMONY_EFFORTS:
+        return effort  # type: ignore[return-value]
+    if effort == "none":
+        raise InvalidRequestError(f"Harmony does not support reasoning_effort={effort!r}", param="reasoning_effort")
+    raise InvalidRequestError(
+        f"reasoning_effort={effort!r} is not supported by Harmony. Supported values are: {', '.join(HARMONY_EFFORTS)}.",
+        param="reasoning_effort",
     )
-    params.check()
-    fmt = response_format_to_core(response_format)
-    if fmt.type in ("json_object", "json_schema"):  # vLLM: response_format overrides its own key only
-        override = {"json_object": True} if fmt.type == "json_object" else {"json": fmt.schema}
-        params = replace(params, **override)
-        params.check()
-        if fmt.type == "json_schema":
-            return fmt
-    if params.json_object is not None:
-        if not params.json_object:
-            raise InvalidRequestError(
-                "structured_outputs.json_object must be True if set; omit structured_outputs to disable "
-                "structured outputs"
-            )
-        return OutputConstraint("json_object")
-    if params.json is not None:
-        schema = params.json
-        if isinstance(schema, str):
-            try:
-                schema = json.loads(schema)
-            except ValueError as exc:  # vLLM answers with the decoder's own message
-                raise InvalidRequestError(str(exc)) from None
-        return OutputConstraint("json_schema", schema)
-    if params.regex is not None:
-        return OutputConstraint("regex", pattern=params.regex)
-    if params.choice is not None:
-        return OutputConstraint("choice", choices=params.choice)
-    if params.grammar is not None:
-        return OutputConstraint("grammar", grammar=params.grammar)
-    return OutputConstraint("structural_tag", tag=params.structural_tag)
 
 
 class StreamOptions(BaseModel):
@@ -179,54 +89,57 @@ class VllmMessageIn(MessageIn):
     role: str = Field(max_length=256)  # type: ignore[assignment]
 
 
-class ChatCompletionRequest(BaseModel):
-    """OpenAI's chat request with vLLM's extras (top_k, min_p, repetition_penalty, ...).
+class ChatCompletionRequest(VllmRequestFields):
+    """OpenAI's chat request with vLLM's extras (``routes/shared/vllm_sampling.py``: the fields it shares with the
+    completions request, and what each does).
+
+    The chat-only fields vLLM's harmony render path reads are honoured; the ones it never reads for gpt-oss are
+    accepted and ignored as vLLM ignores them: its ``OnlineRenderer.render_chat`` sends a gpt-oss request to
+    ``_make_request_with_harmony``, which reads only the messages, tools, ``reasoning_effort``, ``cache_salt``,
+    ``kv_transfer_params`` (whose ``prompt_token_ids``, when given, run as the prompt: ``reused_prompt_token_ids``) and
+    ``echo``: not ``chat_template``, ``chat_template_kwargs`` (nor the request-template
+    check, which runs on the other branch only), ``documents``, ``add_generation_prompt``, ``continue_final_message``
+    (both only checked against each other), ``add_special_tokens``, ``media_io_kwargs``, ``mm_processor_kwargs``,
+    nor ``truncate_prompt_tokens``/``truncation_side`` (the chat request's ``build_tok_params`` is never called on
+    that path: the harmony prompt goes to the engine whole). ``skip_special_tokens`` and
+    ``spaces_between_special_tokens`` change nothing either: the harmony parser reads the output's token ids, not
+    its text. ``echo`` prepends the last message's content when it is the assistant's, but vLLM looks it up with
+    ``"content" in conversation[-1]``, and on the harmony path that entry is an ``openai_harmony.Message`` (a
+    pydantic model, whose iteration yields (name, value) pairs), so nothing is prepended: all ``echo`` does is write
+    a missing answer text as ``""`` (``last_msg_content + (choice.message.content or "")``, non-streaming only).
+    ``return_prompt_text`` answers ``prompt_text: null``, as vLLM's harmony prompt is token ids with no text.
 
     Unknown fields are ignored, as vLLM and OpenAI do.
     """
-
-    model_config = ConfigDict(extra="ignore")
 
     messages: list[VllmMessageIn] = Field(min_length=1, max_length=4096)
     model: str | None = Field(None, max_length=256)
     max_tokens: int | None = Field(None, ge=1, le=INT64)
     max_completion_tokens: int | None = Field(None, ge=1, le=INT64)
-    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
-    top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
-    top_k: int | None = Field(None, ge=-1, le=1_000_000)
-    min_p: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
     n: int | None = Field(1, ge=1, le=128)  # null (OpenAI's spec and vLLM allow it): the default
-    seed: int | None = Field(None, ge=-(2**63), le=INT64)
-    stop: str | list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0, allow_inf_nan=False)
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0, allow_inf_nan=False)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0, allow_inf_nan=False)
-    logit_bias: dict[str, float] | None = Field(None, max_length=1024)
     logprobs: bool | None = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
     tools: list[ToolDef] | None = Field(None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     structured_outputs: StructuredOutputsIn | None = None
-    user: str | None = None
-    ignore_eos: bool = False
-    min_tokens: int = Field(0, ge=0, le=INT64)
-    # vLLM's extra sampling fields, passed to the engine as vLLM passes them
-    stop_token_ids: list[int] | None = Field(default_factory=list, max_length=256)
-    include_stop_str_in_output: bool = False
     include_reasoning: bool = True
-    bad_words: list[str] = Field(default_factory=list, max_length=256)
-    allowed_token_ids: list[int] | None = Field(None, max_length=201088)
     return_token_ids: bool = False
-    prompt_logprobs: int | None = None
-
-    _stop_list = field_validator("stop")(stop_as_list)
-
-    _bias = field_validator("logit_bias")(check_logit_bias)
+    # vLLM's chat-only extras (see the class docstring)
+    echo: bool = False
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    add_special_tokens: bool = False
+    documents: list[dict[str, str]] | None = None
+    chat_template: str | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    media_io_kwargs: dict[str, dict[str, Any]] | None = None
+    mm_processor_kwargs: dict[str, Any] | None = None
+    return_prompt_text: bool | None = None
 
     _guided = model_validator(mode="before")(warn_removed_guided)
 
@@ -242,37 +155,34 @@ class ChatCompletionRequest(BaseModel):
         """``n``: the choices to generate (null is the default, 1)."""
         return self.n or 1
 
+    def chat_options(self, tool_choice: str) -> ChatOptions:
+        """The answer's shape; ``tool_choice`` is the core request's mode."""
+        return ChatOptions(
+            return_token_ids=self.return_token_ids,
+            tool_choice=tool_choice,
+            tokens_as_ids=bool(self.return_tokens_as_token_ids),
+            echo=self.echo,
+        )
+
     def to_core(self, request_id: str) -> ChatRequest:
         check_greedy(self.choices, self.temperature)
         for message in self.messages:
             check_role(message.role)
         check_prompt_logprobs(self.prompt_logprobs, bool(self.stream))
-        sampling = SamplingOptions(
+        self.check_extras()
+        reused = self.reused_prompt_token_ids()
+        # reused ids skip the rendering, and vLLM's harmony effort check with it
+        effort = check_reasoning_effort(self.reasoning_effort) if reused is None else None
+        sampling = self.sampling_options(
             max_tokens=self.max_completion_tokens or self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            min_p=self.min_p,
-            seed=self.seed,
-            stop=list(self.stop or []),
-            presence_penalty=self.presence_penalty,
-            frequency_penalty=self.frequency_penalty,
-            repetition_penalty=self.repetition_penalty,
-            logit_bias={int(k): v for k, v in self.logit_bias.items()} if self.logit_bias else None,
             logprobs=bool(self.logprobs),
             top_logprobs=self.top_logprobs or 0,
-            ignore_eos=self.ignore_eos,
-            min_tokens=self.min_tokens,
-            stop_token_ids=list(self.stop_token_ids or []),
-            include_stop_str_in_output=self.include_stop_str_in_output,
-            bad_words=list(self.bad_words),
-            allowed_token_ids=self.allowed_token_ids,
             prompt_logprobs=self.prompt_logprobs,
         )
         chat = chat_to_core(
             messages=self.messages,  # type: ignore[arg-type]
             sampling=sampling,
-            reasoning_effort=self.reasoning_effort,
+            reasoning_effort=effort,
             tools=self.tools,
             tool_choice=self.tool_choice,
             response_format=self.response_format,
@@ -283,4 +193,19 @@ class ChatCompletionRequest(BaseModel):
             tool_choice = self.tool_choice if "tool_choice" in self.model_fields_set else "none"
             chat.response_format = structured_to_core(self.structured_outputs, self.response_format, tool_choice)
         chat.include_reasoning = self.include_reasoning
+        chat.prompt_token_ids = reused
         return chat
+
+    def reused_prompt_token_ids(self) -> list[int] | None:
+        """vLLM's ``_reused_prompt_token_ids``: ``kv_transfer_params["prompt_token_ids"]`` (a disaggregated
+        prefill's ids) is taken out of ``kv_transfer_params`` and runs as the prompt instead of the messages, unless
+        ``echo`` is set; checked as vLLM checks it."""
+        kv = self.kv_transfer_params
+        if not isinstance(kv, dict) or (ids := kv.pop("prompt_token_ids", None)) is None or self.echo:
+            return None
+        if not isinstance(ids, list) or not ids or any(type(x) is not int or x < 0 for x in ids):
+            raise InvalidRequestError(
+                "`kv_transfer_params['prompt_token_ids']` must be a non-empty list of non-negative integers.",
+                param="kv_transfer_params.prompt_token_ids",
+            )
+        return ids

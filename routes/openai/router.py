@@ -63,9 +63,8 @@ def _mount(api: APIRouter, prefix: str) -> None:
     async def chat_completions(request: Request, ctx: Ctx) -> Response:
         body = parse_body(ChatCompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         model = check_model(ctx, body.model)
-        completion_id = ids.new_id()
         return await respond_chat(
-            ctx, request, body, shape(model), completion_id=completion_id, now=ids.now, stream_error=stream_error
+            ctx, request, body, shape(model), new_id=ids.new_id, now=ids.now, stream_error=stream_error
         )
 
     @api.post(prefix + COMPLETIONS_PATH, include_in_schema=not prefix)
@@ -73,13 +72,14 @@ def _mount(api: APIRouter, prefix: str) -> None:
         body = parse_body(CompletionRequest, await read_json_object(request, ctx.settings.limits.max_body_bytes))
         body.check()
         model = check_model(ctx, body.model)
-        completion_id = ids.new_completion_id()
+        completion_id, core_id = body.answer_ids("cmpl", ids.new_completion_id)
         return await respond(
             ctx,
             request,
             body,
             shape(model),
             completion_id=completion_id,
+            core_id=core_id,
             created=int(ids.now()),
             stream_error=stream_error,
             harmony_output=section(ctx).completions_harmony_output,

@@ -10,18 +10,19 @@ fill-in-the-middle rendering (gpt-oss has none). Validation errors carry vLLM's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from routes.shared.openai_request import check_logit_bias, stop_as_list
+from routes.shared.openai_request import response_format_to_core
+from routes.shared.structured import StructuredOutputsIn, engine_constraint, structured_to_core
+from routes.shared.vllm_sampling import VllmRequestFields, check_cache_salt
 from server.choices import check_greedy
 from server.errors import InvalidRequestError
 from server.harmony.encoding import VOCAB_SIZE
 from server.harmony.plain import full_text
-from server.types import PromptRequest, SamplingOptions
+from server.types import PromptRequest
 
-INT64 = 2**63 - 1
 MAX_LOGPROBS = 20  # vLLM's default --max-logprobs
 MAX_PROMPTS = 1024  # VLLM_MAX_COMPLETION_PROMPTS
 DEFAULT_MAX_TOKENS = 16  # vLLM's (and OpenAI's) default for completions
@@ -56,40 +57,39 @@ class CompletionStreamOptions(BaseModel):
     continuous_usage_stats: bool = False
 
 
-class CompletionRequest(BaseModel):
-    """vLLM's ``CompletionRequest``, the fields this server runs; unknown fields are ignored, as vLLM does."""
-
-    model_config = ConfigDict(extra="ignore")
+class CompletionRequest(VllmRequestFields):
+    """vLLM's ``CompletionRequest``: OpenAI's fields and vLLM's extras (``routes/shared/vllm_sampling.py``: the
+    fields it shares with the chat request, and what each does). A raw prompt honours ``truncate_prompt_tokens``
+    (``truncation_side``: vLLM's default for a generating model is ``left``, keeping the last tokens),
+    ``skip_special_tokens``, ``response_format`` and ``structured_outputs`` (the constraint applies from the first
+    output token, with no harmony framing, as vLLM applies it to a raw prompt). ``add_special_tokens`` is accepted
+    and adds nothing: a text is tokenized with the o200k_harmony encoding, which has no BOS/EOS to add.
+    ``prompt_embeds`` is refused as vLLM refuses it on a server started without ``--enable-prompt-embeds``. Unknown
+    fields are ignored, as vLLM does."""
 
     model: str | None = Field(None, max_length=256)
     prompt: list[TokenId] | list[list[TokenId]] | str | list[str] | None = None
     echo: bool | None = False
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0, allow_inf_nan=False)
-    logit_bias: dict[str, float] | None = Field(None, max_length=1024)
     logprobs: int | None = None
     max_tokens: int | None = DEFAULT_MAX_TOKENS
     n: int | None = Field(1, ge=1, le=128)
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0, allow_inf_nan=False)
-    seed: int | None = Field(None, ge=-(2**63), le=INT64)
-    stop: str | list[str] | None = None
     stream: bool | None = False
     stream_options: CompletionStreamOptions | None = None
     suffix: str | None = None
-    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
-    top_p: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
-    user: str | None = None
-    top_k: int | None = Field(None, ge=-1, le=1_000_000)
-    min_p: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=10.0, allow_inf_nan=False)
-    ignore_eos: bool = False
-    min_tokens: int = Field(0, ge=0, le=INT64)
-    prompt_logprobs: int | None = None
     return_token_ids: bool | None = None
-    return_tokens_as_token_ids: bool | None = None
+    # vLLM's completion-only extras
+    prompt_embeds: bytes | list[bytes] | None = None
+    add_special_tokens: bool = True
+    response_format: dict[str, Any] | None = None
+    structured_outputs: StructuredOutputsIn | None = None
 
-    _stop_list = field_validator("stop")(stop_as_list)
-
-    _bias = field_validator("logit_bias")(check_logit_bias)
+    @model_validator(mode="before")
+    @classmethod
+    def _cache_salt(cls, data: Any) -> Any:
+        """vLLM's ``check_cache_salt_support``, on the raw body."""
+        if isinstance(data, dict):
+            check_cache_salt(data.get("cache_salt"))
+        return data
 
     @field_validator("max_tokens")
     @classmethod
@@ -99,7 +99,8 @@ class CompletionRequest(BaseModel):
 
     def check(self) -> None:
         """vLLM's request checks, in its order, with its messages."""
-        if self.prompt is None or self.prompt == "":
+        embeds = self.prompt_embeds
+        if (self.prompt is None or self.prompt == "") and (embeds is None or embeds == []):
             raise InvalidRequestError("Either prompt or prompt_embeds must be provided and non-empty.", param="prompt")
         prompt = self.prompt
         if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) and len(prompt) > MAX_PROMPTS:
@@ -109,19 +110,66 @@ class CompletionRequest(BaseModel):
             )
         if self.stream_options is not None and not self.stream:
             raise InvalidRequestError("Stream options can only be defined when `stream=True`.", param="stream_options")
+        self._check_logprob_token_ids()
         check_prompt_logprobs(self.prompt_logprobs, bool(self.stream))
         check_logprobs_count("logprobs", self.logprobs)
         if self.suffix is not None:
             if self.echo:
                 raise InvalidRequestError("Echo is unsupported with suffix.", param="suffix")
+            if embeds is not None:
+                raise InvalidRequestError("suffix is not supported with prompt_embeds", param="suffix")
+            if self.truncate_prompt_tokens is not None:
+                raise InvalidRequestError("suffix is not supported with truncate_prompt_tokens", param="suffix")
             if isinstance(self.prompt, str) or all(isinstance(p, str) for p in self.prompt):
                 raise InvalidRequestError(
                     "suffix is only supported for models with FIM completion rendering", param="suffix"
                 )
             raise InvalidRequestError("suffix requires text prompt input for FIM completion rendering", param="suffix")
+        if embeds is not None:
+            if self.echo:
+                raise InvalidRequestError("Echo is unsupported with prompt embeds.")
+            raise InvalidRequestError("You must set `--enable-prompt-embeds` to input `prompt_embeds`.")
         if self.max_tokens is not None and self.max_tokens < (0 if self.echo else 1):  # vLLM's SamplingParams
             raise InvalidRequestError(f"max_tokens must be at least 1, got {self.max_tokens}.", param="max_tokens")
         check_greedy(self.choices, self.temperature)
+        self.check_extras()
+        self.constraint()
+
+    def _check_logprob_token_ids(self) -> None:
+        """vLLM's ``check_logprobs`` on ``logprob_token_ids``, in its order, with its messages."""
+        if not self.logprob_token_ids:
+            return
+        if self.use_beam_search:
+            raise InvalidRequestError(
+                "`logprob_token_ids` is not supported with beam search.", param="logprob_token_ids"
+            )
+        if self.echo and self.max_tokens == 0:
+            raise InvalidRequestError(
+                "`logprob_token_ids` is not supported when `echo=True` and `max_tokens=0` because no output tokens "
+                "are generated.",
+                param="logprob_token_ids",
+            )
+        if self.logprobs is None:
+            raise InvalidRequestError(
+                "when using `logprob_token_ids`, `logprobs` must be set.", param="logprob_token_ids"
+            )
+
+    def constraint(self) -> dict[str, object] | None:
+        """``structured_outputs`` with ``response_format`` over it (vLLM's ``structured_outputs_from_response_format``)
+        as the engine's constraint on the raw output; None when the output is free."""
+        if self.structured_outputs is None and self.response_format is None:
+            return None
+        so = self.structured_outputs
+        if so is not None:
+            if sum(v is not None for v in (so.json_, so.regex, so.choice)) > 1:  # vLLM names the field here
+                raise InvalidRequestError(
+                    "You can only use one kind of constraints for structured outputs ('json', 'regex' or 'choice').",
+                    param="structured_outputs",
+                )
+            fmt = structured_to_core(so, self.response_format, "none")
+        else:
+            fmt = response_format_to_core(self.response_format)
+        return engine_constraint(fmt)
 
     @property
     def choices(self) -> int:
@@ -152,30 +200,23 @@ class CompletionRequest(BaseModel):
     def to_core(self, request_id: str, *, harmony_output: bool = False) -> list[PromptRequest]:
         """One core request per prompt of the batch, ids ``{request_id}-{i}`` (``check`` first). ``harmony_output``:
         the output is decoded as a harmony turn (a route's setting; vLLM decodes plain text)."""
-        sampling = SamplingOptions(
+        sampling = self.sampling_options(
             max_tokens=1 if self.echo_only else self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            min_p=self.min_p,
-            seed=self.seed,
-            stop=list(self.stop or []),
-            presence_penalty=self.presence_penalty,
-            frequency_penalty=self.frequency_penalty,
-            repetition_penalty=self.repetition_penalty,
-            logit_bias={int(k): v for k, v in self.logit_bias.items()} if self.logit_bias else None,
             logprobs=self.logprobs is not None,
             top_logprobs=self.logprobs or 0,
-            ignore_eos=self.ignore_eos,
-            min_tokens=self.min_tokens,
             # echoed prompt tokens get logprobs too (vLLM asks the engine for them)
-            prompt_logprobs=self.prompt_logprobs
-            if self.prompt_logprobs is not None or not self.echo
-            else self.logprobs,
+            prompt_logprobs=self.engine_prompt_logprobs,
         )
+        constraint = self.constraint()
         return [
             PromptRequest(
-                prompt=prompt, sampling=sampling, harmony_output=harmony_output, request_id=f"{request_id}-{i}"
+                prompt=prompt,
+                sampling=sampling,
+                harmony_output=harmony_output,
+                request_id=f"{request_id}-{i}",
+                truncate_prompt_tokens=self.truncate_prompt_tokens,
+                truncation_side=self.truncation_side or "left",
+                constraint=constraint,
             )
             for i, prompt in enumerate(self.prompts())
         ]
@@ -207,8 +248,8 @@ def options_of(
     echo = None
     if body.echo:
         echo = [
-            "" if body.return_token_ids else (prompt if isinstance(prompt, str) else full_text(ids))
-            for prompt, ids in zip(body.prompts(), prompt_token_ids, strict=True)
+            "" if body.return_token_ids else (prompt if isinstance(prompt, str) else full_text(prompt))
+            for prompt in body.prompts()
         ]
     stream = body.stream_options
     return CompletionOptions(

@@ -26,14 +26,16 @@ async def respond_chat(
     body: ChatCompletionRequest,
     shape: VllmShape,
     *,
-    completion_id: str,
+    new_id: Callable[[], str],
     now: Callable[[], float],
     stream_error: Callable[[Finish], dict[str, Any]],
 ) -> Response:
-    """Run a checked chat request (its ``n`` choices) and answer it, streamed or not; ``created`` is ``now()`` read
-    once the request is prepared (the route's clock, which tests pin)."""
+    """Run a checked chat request (its ``n`` choices) and answer it, streamed or not. Its id is the body's
+    ``request_id`` or ``new_id()`` (``ChatCompletionRequest.answer_ids``); ``created`` is ``now()`` read once the
+    request is prepared (the route's clock, which tests pin)."""
+    completion_id, core_id = body.answer_ids("chatcmpl", new_id)
     check_count(body.choices, ctx.settings.limits)
-    prepared = await ctx.service.prepare(body.to_core(completion_id))
+    prepared = await ctx.service.prepare(body.to_core(core_id))
     choices = replicate(prepared, body.choices)
     created = int(now())
     if body.stream:
@@ -47,6 +49,7 @@ async def respond_chat(
             return_token_ids=body.return_token_ids,
             prompt_token_ids=prepared.prompt_token_ids,
             n=body.choices,
+            tokens_as_ids=bool(body.return_tokens_as_token_ids),
         )
         return sse_response(encode_stream(events, shape, stream, stream_error))
     answer = await complete_choices(ctx, request, choices)
@@ -55,7 +58,6 @@ async def respond_chat(
         shape,
         completion_id=completion_id,
         created=created,
-        return_token_ids=body.return_token_ids,
-        tool_choice=prepared.request.tool_choice.mode,
+        options=body.chat_options(prepared.request.tool_choice.mode),
     )
     return Response(dumps(payload), media_type="application/json")

@@ -139,7 +139,7 @@ def completion_body(
         "service_tier": None,
         "system_fingerprint": shape.system_fingerprint,
         "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, cached, shape),
-        "kv_transfer_params": None,
+        "kv_transfer_params": answer.results[0].kv_transfer_params,  # vLLM's: the first prompt's
     }
 
 
@@ -279,10 +279,12 @@ async def respond(
     created: int,
     stream_error: Callable[[Finish], dict[str, Any]],
     harmony_output: bool = False,
+    core_id: str | None = None,
 ) -> Response:
     """Run a checked completion request (a batch of prompts, ``n`` choices each) and answer it, streamed or not.
-    ``harmony_output``: decode the output as a harmony turn (the answer as ``text``, its reasoning beside it)."""
-    choices = await prepare_all(ctx, body, completion_id, harmony_output)
+    ``harmony_output``: decode the output as a harmony turn (the answer as ``text``, its reasoning beside it).
+    ``core_id``: the core requests' id (default: ``completion_id``)."""
+    choices = await prepare_all(ctx, body, core_id or completion_id, harmony_output)
     prompt_ids = [prepared.prompt_token_ids for prepared in choices[:: body.choices]]
     options = options_of(body, prompt_ids, reasoning=harmony_output)
     if body.stream:

@@ -29,8 +29,10 @@ class VllmShape:
     prompt_tokens_details: bool = True
 
 
-def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None:
-    """``{"content": [...]}`` in OpenAI's chat logprobs shape."""
+def openai_logprobs(entries: list[TokenLogprob] | None, tokens_as_ids: bool = False) -> dict[str, Any] | None:
+    """``{"content": [...]}`` in OpenAI's chat logprobs shape. ``tokens_as_ids`` (vLLM's
+    ``return_tokens_as_token_ids``): each ``token`` is ``token_id:N``; as vLLM writes it, the chosen token's ``bytes``
+    stay its text's, the alternatives' are the ``token_id:N`` text's."""
     if entries is None:
         return None
     content = []
@@ -38,16 +40,20 @@ def openai_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None
         text = token_text(entry.token_id)
         content.append(
             {
-                "token": text,
+                "token": f"token_id:{entry.token_id}" if tokens_as_ids else text,
                 "logprob": max(entry.logprob, -9999.0),
                 "bytes": list(text.encode()),
                 "top_logprobs": [
-                    {"token": (t := token_text(tid)), "logprob": max(lp, -9999.0), "bytes": list(t.encode())}
+                    {"token": (t := _token(tid, tokens_as_ids)), "logprob": max(lp, -9999.0), "bytes": list(t.encode())}
                     for tid, lp in entry.top
                 ],
             }
         )
     return {"content": content}
+
+
+def _token(token_id: int, as_id: bool) -> str:
+    return f"token_id:{token_id}" if as_id else token_text(token_id)
 
 
 def prompt_logprobs_body(entries: PromptLogprobs | None) -> list[dict[str, Any] | None] | None:
@@ -115,10 +121,11 @@ def tool_call_delta(part: ToolCallDelta) -> dict[str, Any]:
     return {"index": part.index, "function": {"arguments": part.arguments}}
 
 
-def message_body(result: ChatResult, shape: VllmShape, tool_choice: str = "auto") -> dict[str, Any]:
+def message_body(result: ChatResult, shape: VllmShape, tool_choice: str = "auto", echo: bool = False) -> dict[str, Any]:
     """vLLM's harmony parser reports an empty answer (and empty reasoning) as null; with a ``required`` or named
-    (``function``) tool_choice vLLM writes an empty answer as ``""``."""
-    forced = tool_choice in ("required", "function")
+    (``function``) tool_choice, or with ``echo`` (which prepends nothing on the harmony path: see
+    ``routes/openai/request.py``), vLLM writes an empty answer as ``""``."""
+    forced = tool_choice in ("required", "function") or echo
     message: dict[str, Any] = {
         "role": "assistant",
         "content": result.content or ("" if forced else None),
@@ -133,13 +140,22 @@ def message_body(result: ChatResult, shape: VllmShape, tool_choice: str = "auto"
     return message
 
 
-def choice_body(
-    result: ChatResult, index: int, shape: VllmShape, return_token_ids: bool, tool_choice: str = "auto"
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """What a chat answer's shape depends on, besides the result (the request's fields)."""
+
+    return_token_ids: bool = False
+    tool_choice: str = "auto"  # the core request's mode: ``auto``, ``none``, ``required``, ``function``
+    tokens_as_ids: bool = False  # ``return_tokens_as_token_ids``
+    echo: bool = False
+
+
+def choice_body(result: ChatResult, index: int, shape: VllmShape, options: ChatOptions) -> dict[str, Any]:
+    return_token_ids = options.return_token_ids
     choice: dict[str, Any] = {
         "index": index,
-        "message": message_body(result, shape, tool_choice),
-        "logprobs": openai_logprobs(result.logprobs),
+        "message": message_body(result, shape, options.tool_choice, options.echo),
+        "logprobs": openai_logprobs(result.logprobs, options.tokens_as_ids),
         "finish_reason": result.finish_reason,
         "stop_reason": result.stop_reason,
     }
@@ -154,11 +170,10 @@ def completion_body(
     *,
     completion_id: str,
     created: int,
-    return_token_ids: bool,
-    tool_choice: str = "auto",
+    options: ChatOptions,
 ) -> dict[str, Any]:
-    """The answer's choices in index order; usage as vLLM sums it (the shared prompt once, every choice's output).
-    ``tool_choice`` is the core request's mode (``auto``, ``none``, ``required``, ``function``)."""
+    """The answer's choices in index order; usage as vLLM sums it (the shared prompt once, every choice's output);
+    ``kv_transfer_params`` as the engine returned them (vLLM's ``final_res.kv_transfer_params``)."""
     usage = answer.usage
     first = answer.results[0]
     return {
@@ -166,11 +181,11 @@ def completion_body(
         "object": "chat.completion",
         "created": created,
         "model": shape.model,
-        "choices": [choice_body(r, i, shape, return_token_ids, tool_choice) for i, r in enumerate(answer.results)],
+        "choices": [choice_body(r, i, shape, options) for i, r in enumerate(answer.results)],
         "service_tier": None,
         "system_fingerprint": shape.system_fingerprint,
         "usage": usage_body(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, shape),
         "prompt_logprobs": prompt_logprobs_body(first.prompt_logprobs),
-        "prompt_token_ids": first.prompt_token_ids if return_token_ids else None,
-        "kv_transfer_params": None,
+        "prompt_token_ids": first.prompt_token_ids if options.return_token_ids else None,
+        "kv_transfer_params": first.kv_transfer_params,
     }

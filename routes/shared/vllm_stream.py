@@ -29,6 +29,7 @@ class StreamRequest:
     # ``stream_options.continuous_usage_stats``: every chunk carries the usage so far (with include_usage).
     continuous_usage: bool = False
     n: int = 1  # choices: a role chunk for each first, then their chunks interleaved as they come
+    tokens_as_ids: bool = False  # ``return_tokens_as_token_ids``: logprob tokens as ``token_id:N``
 
 
 async def encode_stream(
@@ -85,7 +86,7 @@ async def encode_stream(
                     if event.content:
                         yield content_heads[index] + dumps(event.content) + tail
                     continue
-                logprobs = openai_logprobs(event.logprobs)
+                logprobs = openai_logprobs(event.logprobs, request.tokens_as_ids)
                 ids = {"token_ids": event.token_ids} if return_token_ids else {}
                 if event.reasoning:
                     yield chunk(index, choice(index, {shape.reasoning_key: event.reasoning}, logprobs, **ids))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from server.types import PromptLogprobs, SamplingOptions, TokenLogprob
 
@@ -41,6 +41,8 @@ class EngineStep:
     cached_tokens: int | None = None
     # with ``sampling.prompt_logprobs``: one entry per prompt token (the first None), with the first step
     prompt_logprobs: PromptLogprobs | None = None
+    # with the last step: what the engine's KV connector returned (vLLM's ``kv_transfer_params``)
+    kv_transfer_params: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

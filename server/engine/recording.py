@@ -92,6 +92,8 @@ def step_to_json(step: EngineStep) -> dict[str, Any]:
             None if entry is None else [[r.token_id, r.logprob, r.rank] for r in entry]
             for entry in step.prompt_logprobs
         ]
+    if step.kv_transfer_params is not None:
+        out["kv_transfer_params"] = step.kv_transfer_params
     return out
 
 
@@ -108,6 +110,7 @@ def step_from_json(data: dict[str, Any]) -> EngineStep:
         prompt_logprobs=None
         if prompt is None
         else [None if entry is None else [RankedLogprob(*r) for r in entry] for entry in prompt],
+        kv_transfer_params=data.get("kv_transfer_params"),
     )
 
 

@@ -114,7 +114,7 @@ class ScriptedEngine:
         self._final_header = [CHANNEL, *self._encoding.encode("final", disallowed_special=()), MESSAGE]
         (self._filler,) = self._encoding.encode(" ", disallowed_special=())
         self._running: dict[str, asyncio.Event] = {}
-        self._seen_prompts: list[list[int]] = []
+        self._seen_prompts: list[tuple[str | None, list[int]]] = []  # (cache salt, prompt)
         self._metrics = metrics.scripted_engine(served_model_name)
         self._started = False
         self._check: Callable[[GenerationRequest], None] | None = None
@@ -224,20 +224,23 @@ class ScriptedEngine:
         text = self._encoding.encode(user_text, disallowed_special=())
         return [*self._final_header, *text, RETURN]
 
-    def _cached_prefix(self, prompt: list[int]) -> int | None:
-        """With ``prefix_cache``: the prompt tokens shared with an earlier prompt, in whole blocks (never the whole
-        prompt: the last token is always computed), as vLLM's prefix cache reports them."""
+    def _cached_prefix(self, prompt: list[int], salt: str | None = None) -> int | None:
+        """With ``prefix_cache``: the prompt tokens shared with an earlier prompt of the same cache salt, in whole
+        blocks (never the whole prompt: the last token is always computed), as vLLM's prefix cache reports them (its
+        block hashes start from the salt, so prompts of different salts share nothing)."""
         if not self._settings.prefix_cache:
             return None
         best = 0
-        for seen in self._seen_prompts:
+        for seen_salt, seen in self._seen_prompts:
+            if seen_salt != salt:
+                continue
             shared = 0
             for a, b in zip(seen, prompt, strict=False):
                 if a != b:
                     break
                 shared += 1
             best = max(best, shared)
-        self._seen_prompts.append(list(prompt))
+        self._seen_prompts.append((salt, list(prompt)))
         del self._seen_prompts[:-PREFIX_CACHE_PROMPTS]
         return min(best, len(prompt) - 1) // PREFIX_BLOCK * PREFIX_BLOCK
 
@@ -255,7 +258,9 @@ class ScriptedEngine:
         stops = set(request.stop_token_ids)
         sampling = request.sampling
         tokens = with_min_tokens(self.script_for(request.prompt_token_ids), stops, sampling.min_tokens, self._filler)
-        cached = self._cached_prefix(request.prompt_token_ids)
+        # ``sampling.priority`` changes nothing here: requests run as they come, as under vLLM's default (fcfs)
+        # scheduling policy; no KV connector either, so no ``kv_transfer_params`` come back (as in vLLM without one)
+        cached = self._cached_prefix(request.prompt_token_ids, sampling.cache_salt)
         delay = self._settings.token_delay_s
         want_logprobs, alternatives = sampling.logprobs, max(1, sampling.top_logprobs)
         eos = None if sampling.ignore_eos else RETURN  # with ignore_eos, <|return|> is one more stop token

