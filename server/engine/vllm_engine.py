@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ from server.settings import VllmSettings
 from server.types import PromptLogprobs, RankedLogprob, TokenLogprob
 
 log = logging.getLogger(__name__)
+
+_CHECKED_KEPT = 4096
 
 # Before anything imports vLLM, here and in the processes it spawns: it would import torchvision through transformers,
 # and a torchvision built for another torch crashes on import (see server/textonly.py).
@@ -121,13 +124,13 @@ def sampling_params(request: GenerationRequest, defaults: Mapping[str, Any] | No
         raise _request_error(exc) from exc
 
 
-def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None = None) -> None:
+def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None = None) -> Any:
     """What vLLM checks before it runs a request: the sampling parameters, and the constraint compiled by xgrammar
     (``InvalidConstraintError`` with vLLM's message). The vLLM engine's ``validate``; the scripted engine runs it too
-    wherever vLLM is installed, so both refuse the same requests with the same errors."""
+    wherever vLLM is installed, so both refuse the same requests with the same errors. Returns the parameters."""
     params = sampling_params(request, defaults)
     if params.structured_outputs is None:
-        return
+        return params
     from vllm.exceptions import VLLMClientError
     from vllm.v1.structured_output.backend_xgrammar import validate_xgrammar_grammar
 
@@ -135,6 +138,7 @@ def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None
         validate_xgrammar_grammar(params)
     except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
         raise InvalidConstraintError(_message(exc), param=getattr(exc, "parameter", None)) from exc
+    return params
 
 
 def load_checks() -> None:
@@ -156,6 +160,8 @@ class VllmEngine:
         self._client = client
         self._llm: Any = None
         self._defaults: dict[str, Any] = {}
+        # the parameters ``validate`` built, for ``generate`` of the same request (by object and id; most recent last)
+        self._checked: OrderedDict[int, tuple[str, Any]] = OrderedDict()
         self._dead: asyncio.Future[None] | None = None  # resolved once the engine is found dead
         self._info = EngineInfo(
             name="vllm", model=served_model_name, max_model_len=settings.max_model_len or 0, details={"path": model}
@@ -172,8 +178,6 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self._dead = asyncio.get_running_loop().create_future()
-        # vLLM's stats go to Prometheus (/metrics); its periodic "throughput" log line is left out.
-        logging.getLogger("vllm.v1.metrics.loggers").setLevel(logging.WARNING)
         kwargs = build_engine_args(self._settings, self._model, self._served)
         engine_args = AsyncEngineArgs(**kwargs)
         if self._client is None:
@@ -182,6 +186,7 @@ class VllmEngine:
             self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, engine_args)
         else:
             self._llm = await asyncio.to_thread(_connect, engine_args, self._client)
+        drop_logging_stats(self._llm)
         self._info.max_model_len = int(self._llm.model_config.max_model_len)
         # Like vLLM's own server: the checkpoint's generation_config.json supplies sampling defaults.
         self._defaults = {
@@ -226,13 +231,23 @@ class VllmEngine:
 
     def validate(self, request: GenerationRequest) -> None:
         """Build the sampling parameters and compile-check any grammar, before the first byte is sent."""
-        check_request(request, self._defaults)
+        params = check_request(request, self._defaults)
+        self._checked[id(request)] = (request.request_id, params)  # the request itself is not kept alive
+        while len(self._checked) > _CHECKED_KEPT:  # validated requests that never ran (refused, client gone)
+            self._checked.popitem(last=False)
+
+    def _params(self, request: GenerationRequest) -> Any:
+        """``validate``'s parameters for this very request object (built once), else new ones."""
+        checked = self._checked.pop(id(request), None)
+        if checked is not None and checked[0] == request.request_id:
+            return checked[1]
+        return sampling_params(request, self._defaults)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineStep]:
         from vllm.inputs import TokensPrompt
 
         await self.check_health()
-        params = sampling_params(request, self._defaults)
+        params = self._params(request)
         s = request.sampling
         prompt = TokensPrompt(prompt_token_ids=request.prompt_token_ids)
         if s.cache_salt is not None:
@@ -284,6 +299,26 @@ class VllmEngine:
             return first.result()
         except StopAsyncIteration:
             return None
+
+
+def drop_logging_stats(llm: Any) -> None:
+    """vLLM's stats go to Prometheus (/metrics) only. vLLM also makes a ``LoggingStatLogger`` (whenever its metrics
+    logger is at INFO, which vLLM's own logging set-up in ``AsyncLLM`` restores), which does work on every engine step
+    for a periodic "throughput" log line that only vLLM's API server asks for (``do_log_stats``): about 4% of the API
+    process's CPU under streaming load. It is taken out of the stat logger manager; Prometheus stays."""
+    from vllm.v1.metrics.loggers import LoggingStatLogger, PerEngineStatLoggerAdapter
+
+    manager = getattr(llm, "logger_manager", None)
+    if manager is None:
+        return
+
+    def logging_only(stat_logger: Any) -> bool:
+        per_engine = getattr(stat_logger, "per_engine_stat_loggers", None)
+        if isinstance(stat_logger, PerEngineStatLoggerAdapter) and per_engine:
+            return all(isinstance(x, LoggingStatLogger) for x in per_engine.values())
+        return isinstance(stat_logger, LoggingStatLogger)
+
+    manager.stat_loggers = [x for x in manager.stat_loggers if not logging_only(x)]
 
 
 def check_platform(settings: VllmSettings) -> None:
