@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -83,6 +84,10 @@ async def _load(ctx: ServerContext) -> None:
         return
     finally:
         ctx.service.loading = False
+    # As vLLM's API server does once started: the start-up heap (vLLM, torch, tokenizers) is marked permanent, so the
+    # collector's full passes stop walking it on every collection while serving.
+    gc.collect()
+    gc.freeze()
     ctx.readiness.set("ready", f"loaded in {time.monotonic() - started:.1f}s")
     log.info("engine ready (%s, max_model_len=%d)", ctx.engine.info.name, ctx.engine.info.max_model_len)
 
