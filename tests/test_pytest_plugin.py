@@ -34,6 +34,16 @@ LOAD = () if INSTALLED else ("-p", "server.testing.pytest_plugin")
 PLUGIN = (*LOAD, "--strict-markers", "-p", "no:randomly", "-p", "no:cacheprovider")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _engine_checks_loaded() -> None:
+    """The scripted engine imports vLLM (and torch) for its request checks. pytester's in-process runs restore
+    ``sys.modules`` afterwards, and torch's C extension cannot be imported a second time: import it here, before the
+    first run, so that every run finds it loaded (as in a client's own suite, whose process imports it once)."""
+    from server.engine import vllm_engine
+
+    vllm_engine.load_checks()
+
+
 def test_the_readme_holds_the_example_verbatim() -> None:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Testing your client offline", 1)[1].split("\n## ", 1)[0]
