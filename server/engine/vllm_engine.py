@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from server import textonly
-from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.engine.base import CLIENT_TAG, EngineInfo, EngineStep, GenerationRequest
 from server.errors import EngineUnavailableError, InvalidConstraintError, InvalidRequestError, RateLimitError
 from server.offline import stay_offline
 from server.settings import VllmSettings
@@ -106,18 +107,82 @@ def sampling_params(request: GenerationRequest, defaults: Mapping[str, Any] | No
         kwargs["logprobs"] = s.top_logprobs
     if s.prompt_logprobs is not None:
         kwargs["prompt_logprobs"] = s.prompt_logprobs
+    structured = structured_outputs(request.constraint) if request.constraint is not None else None
     try:
-        if request.constraint is not None:
-            kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
+        if structured is not None:
+            kwargs["structured_outputs"] = StructuredOutputsParams(**structured)
         return SamplingParams(**kwargs)
     except Exception as exc:
         raise _request_error(exc) from exc
 
 
+def structured_outputs(constraint: Mapping[str, object]) -> dict[str, object]:
+    """``StructuredOutputsParams`` fields for an engine-neutral constraint: without the client's own tag (checked on
+    its own), and with each Lark grammar in the structural tag as xgrammar's EBNF, as vLLM's harmony path converts a
+    grammar that looks like Lark (``grammar_is_likely_lark``, then ``Grammar.from_lark``) before it frames it."""
+    fields = {key: value for key, value in constraint.items() if key != CLIENT_TAG}
+    tag = fields.get("structural_tag")
+    if isinstance(tag, str) and '"grammar"' in tag:
+        try:
+            spec = json.loads(tag)
+        except ValueError:
+            return fields  # not JSON: xgrammar refuses it
+        if _lark_as_ebnf(spec):
+            fields["structural_tag"] = json.dumps(spec, separators=(",", ":"))
+    return fields
+
+
+def _lark_as_ebnf(node: object) -> bool:
+    """Rewrite in place each ``grammar`` format under ``node`` that vLLM reads as Lark; True if any was."""
+    if isinstance(node, list):
+        return any([_lark_as_ebnf(item) for item in node])
+    if not isinstance(node, dict):
+        return False
+    changed = False
+    grammar = node.get("grammar")
+    if node.get("type") == "grammar" and isinstance(grammar, str):
+        from vllm.v1.structured_output.utils import grammar_is_likely_lark
+
+        if grammar_is_likely_lark(grammar):
+            import xgrammar
+
+            try:
+                node["grammar"] = str(xgrammar.Grammar.from_lark(grammar))
+            except Exception as exc:  # vLLM's message, whatever xgrammar raised
+                raise InvalidConstraintError("Invalid grammar specification.") from exc
+            changed = True
+    return any([_lark_as_ebnf(value) for value in node.values() if isinstance(value, dict | list)]) or changed
+
+
+def check_client_tag(constraint: Mapping[str, object] | None) -> None:
+    """vLLM's request check of a client's own structural tag, before it is framed: ``structured_outputs``'s
+    (``validate_structured_outputs_structural_tag``) or ``response_format``'s (``validate_structural_tag_response_
+    format``), each ``Invalid <field> structural_tag specification.`` naming the field."""
+    client = constraint.get(CLIENT_TAG) if constraint else None
+    if not isinstance(client, dict):
+        return
+    from vllm.entrypoints.generate.base.protocol import (
+        validate_structural_tag_payload,
+        validate_structural_tag_response_format,
+    )
+    from vllm.exceptions import VLLMClientError
+
+    tag = str(client.get("tag") or "")
+    try:
+        if client.get("param") == "response_format":
+            validate_structural_tag_response_format(json.loads(tag))
+        else:
+            validate_structural_tag_payload(tag, parameter="structured_outputs")
+    except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
+        raise InvalidConstraintError(_message(exc), param=getattr(exc, "parameter", None)) from exc
+
+
 def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None = None) -> None:
-    """What vLLM checks before it runs a request: the sampling parameters, and the constraint compiled by xgrammar
-    (``InvalidConstraintError`` with vLLM's message). The vLLM engine's ``validate``; the scripted engine runs it too
-    wherever vLLM is installed, so both refuse the same requests with the same errors."""
+    """What vLLM checks before it runs a request: a client's own structural tag, the sampling parameters, and the
+    constraint compiled by xgrammar (``InvalidConstraintError`` with vLLM's message). The vLLM engine's ``validate``;
+    the scripted engine runs it too wherever vLLM is installed, so both refuse the same requests with the same
+    errors."""
+    check_client_tag(request.constraint)
     params = sampling_params(request, defaults)
     if params.structured_outputs is None:
         return
@@ -132,8 +197,10 @@ def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None
 
 def load_checks() -> None:
     """Import what ``check_request`` uses (vLLM, xgrammar: seconds), so that no request waits for it."""
+    import vllm.entrypoints.generate.base.protocol
     import vllm.sampling_params
-    import vllm.v1.structured_output.backend_xgrammar  # noqa: F401
+    import vllm.v1.structured_output.backend_xgrammar
+    import vllm.v1.structured_output.utils  # noqa: F401
 
 
 class VllmEngine:
