@@ -5,6 +5,7 @@ answer, with the scripted engine refusing what vLLM refuses (it runs vLLM's own 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -430,3 +431,35 @@ def test_scripted_engine_refuses_what_vllm_refuses(scripted_server: LiveServer) 
         with pytest.raises(InvalidRequestError) as by_script:
             scripted.validate(request)
         assert (by_script.value.message, by_script.value.param) == (by_vllm.value.message, by_vllm.value.param)
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        ({"structured_outputs": {"choice": ["north", "south"]}}, "north|south"),
+        ({"structured_outputs": {"choice": ["hello", "bye"]}}, "hello"),  # the script's own answer where it fits
+        ({"structured_outputs": {"regex": "[a-c]{2}-[0-9]{3}"}}, "[a-c]{2}-[0-9]{3}"),
+        ({"structured_outputs": {"grammar": LARK}}, "(yes|no)!"),
+        ({"structured_outputs": {"grammar": 'root ::= "<" [0-9]+ ">"'}}, "<[0-9]+>"),
+        ({"structured_outputs": {"structural_tag": tag_text(HI)}}, "hi"),
+        (
+            {
+                "response_format": {
+                    "type": "structural_tag",
+                    "format": {"type": "tag", "begin": "<a>", "content": HI, "end": "</a>"},
+                }
+            },
+            "<a>hi</a>",
+        ),
+        ({"structured_outputs": {"json": {"type": "integer", "maximum": 9}}}, "-?[0-9]+"),
+    ],
+    ids=["choice", "choice-of-the-script", "regex", "lark", "ebnf", "structural-tag", "response-format-tag", "json"],
+)
+def test_scripted_answers_hold_the_constraint(scripted_server: LiveServer, extra: dict[str, Any], pattern: str) -> None:
+    """The scripted engine (its echo of "hello") answers as far as the constraint lets it, then as xgrammar allows."""
+    pytest.importorskip("xgrammar")
+    r = post(scripted_server, V1, {**extra, "max_tokens": 64})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop", choice
+    assert re.fullmatch(pattern, choice["message"]["content"]), choice

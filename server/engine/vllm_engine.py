@@ -9,11 +9,13 @@ vLLM, which frees its KV cache within one step.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from server import textonly
@@ -193,6 +195,119 @@ def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None
         validate_xgrammar_grammar(params)
     except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
         raise InvalidConstraintError(_message(exc), param=getattr(exc, "parameter", None)) from exc
+
+
+@functools.cache
+def _grammar_compiler() -> tuple[Any, list[int]]:
+    """xgrammar's compiler for harmony's vocabulary (o200k's byte tokens, then harmony's special tokens by name behind
+    a byte no UTF-8 text holds, so that only a ``token`` format matches them, never text; ``<|return|>`` and
+    ``<|call|>`` the stop tokens; seconds, once per process), and the ids of ``CLOSERS``."""
+    import xgrammar
+
+    from server.harmony.encoding import FIRST_SPECIAL_ID, STOP_TOKEN_IDS, VOCAB_SIZE, get_encoding
+    from server.harmony.vocab import VOCAB_FILE, ensure_vocab
+
+    vocab = [b""] * VOCAB_SIZE
+    for line in (ensure_vocab() / VOCAB_FILE).read_bytes().splitlines():
+        token, rank = line.split()
+        vocab[int(rank)] = base64.b64decode(token)
+    encoding = get_encoding()
+    for token_id in range(FIRST_SPECIAL_ID, VOCAB_SIZE):
+        try:
+            vocab[token_id] = b"\xff" + encoding.decode([token_id]).encode()
+        except Exception:  # an id harmony leaves unnamed
+            vocab[token_id] = f"\xff<|reserved_{token_id}|>".encode("latin-1")
+    info = xgrammar.TokenizerInfo(
+        vocab, vocab_type=xgrammar.VocabType.RAW, vocab_size=VOCAB_SIZE, stop_token_ids=list(STOP_TOKEN_IDS)
+    )
+    closers = [token for text in CLOSERS for token in encoding.encode(text, disallowed_special=())]
+    return xgrammar.GrammarCompiler(info, max_threads=1), closers
+
+
+def constrained_tokens(
+    tokens: Sequence[int], constraint: Mapping[str, object], stop_token_ids: Sequence[int], limit: int
+) -> list[int]:
+    """A scripted answer as xgrammar lets it out under ``constraint``, at most ``limit`` tokens. At each step: the
+    script's next token where the constraint allows it; else the script's next harmony token, if allowed (what came
+    before it is left out: a reasoning past its budget, an answer that does not fit); else, the script waiting, a
+    short way on: a stop token, a token after which the answer may end, a closing character, the lowest allowed
+    token. A stop token after a call is ``<|call|>``. (The scripted engine's answer then satisfies the constraint, as
+    the real engine's does.) Only structural tags are enforced (the constraints the core builds); anything else
+    leaves ``tokens`` as they are."""
+    tag = structured_outputs(constraint).get("structural_tag")
+    if not isinstance(tag, str):
+        return list(tokens)
+    import numpy
+    import xgrammar
+
+    from server.harmony.encoding import CALL, FIRST_SPECIAL_ID
+
+    compiler, closers = _grammar_compiler()
+    compiled = compiler.compile_structural_tag(tag)
+    matcher = xgrammar.GrammarMatcher(compiled)
+    bitmask = xgrammar.allocate_token_bitmask(1, compiled.tokenizer_info.vocab_size)
+    words = bitmask[0].numpy().view(numpy.uint32)
+
+    def allowed(token_id: int) -> bool:
+        return bool((int(words[token_id // 32]) >> (token_id % 32)) & 1)
+
+    out: list[int] = []
+    position = 0  # the script's next token
+    while len(out) < limit and not matcher.is_terminated():
+        matcher.fill_next_token_bitmask(bitmask)
+        special = next((i for i in range(position, len(tokens)) if tokens[i] >= FIRST_SPECIAL_ID), None)
+        if position < len(tokens) and allowed(tokens[position]):
+            token, position = tokens[position], position + 1
+        elif special is not None and allowed(tokens[special]):
+            token, position = tokens[special], special + 1
+        elif stops := [t for t in stop_token_ids if allowed(t)]:
+            token = stops[0]
+        else:
+            lowest = _lowest_set_bits(words, LOOKAHEAD)
+            if not lowest:
+                break
+            ending = (t for t in lowest if _ends_after(matcher, t))
+            token = next(ending, next((t for t in closers if allowed(t)), lowest[0]))
+        if token in stop_token_ids and token != CALL and allowed(CALL) and _calls(out):
+            token = CALL  # a call the constraint made ends as a call
+        out.append(token)
+        if token in stop_token_ids or not matcher.accept_token(token):
+            break
+    return out
+
+
+LOOKAHEAD = 16  # the lowest allowed tokens a scripted answer tries for one after which it may end
+CLOSERS = ('"', "}", "]", ")", ">")  # what a scripted answer closes next, where nothing may end it yet
+
+
+def _lowest_set_bits(words: Any, count: int) -> list[int]:
+    """The lowest ``count`` token ids allowed by a token bitmask (32 ids a word)."""
+    import numpy
+
+    out: list[int] = []
+    for index in numpy.flatnonzero(words):
+        word = int(words[index])
+        while word and len(out) < count:
+            low = word & -word
+            out.append(int(index) * 32 + low.bit_length() - 1)
+            word ^= low
+        if len(out) >= count:
+            break
+    return out
+
+
+def _calls(tokens: Sequence[int]) -> bool:
+    """Whether the last message of ``tokens`` is a tool call (its header names a recipient)."""
+    from server.harmony.encoding import CHANNEL, START, get_encoding
+
+    begin = max((i for i, t in enumerate(tokens) if t in (START, CHANNEL)), default=0)
+    return " to=" in get_encoding().decode(list(tokens[begin:]))
+
+
+def _ends_after(matcher: Any, token: int) -> bool:
+    """Whether the answer may end (a stop token may follow) after ``token``; ``matcher`` is left as it was."""
+    fork = matcher.fork()
+    return bool(fork.accept_token(token) and fork.is_completed())
 
 
 def load_checks() -> None:
