@@ -67,8 +67,10 @@ class OutputConstraint:
 
     ``json_object`` any JSON object; ``json_schema`` ``schema`` (``name``, ``strict`` as the client sent them);
     ``regex`` ``pattern``; ``choice`` one of ``choices`` exactly; ``grammar`` ``grammar``, EBNF text in the engine's
-    dialect (xgrammar's, which reads most of llama.cpp's GBNF); ``structural_tag`` ``tag``, an engine structural tag
-    (JSON text) passed through as the client wrote it, without the harmony framing the other kinds get.
+    dialect (xgrammar's, which reads most of llama.cpp's GBNF) or, as vLLM reads a grammar without any ``::=`` rule,
+    Lark; ``structural_tag`` ``tag``, a client's xgrammar structural tag (JSON text: ``{"type": "structural_tag",
+    "format": ...}`` or the legacy ``structures`` and ``triggers``) whose format the final answer must match, and
+    ``param``, the request field it came from (vLLM names it when it refuses the tag).
     """
 
     type: ConstraintKind = "text"
@@ -79,6 +81,7 @@ class OutputConstraint:
     choices: list[str] | None = None
     grammar: str | None = None
     tag: str | None = None
+    param: str | None = None
 
 
 # The name the routes' ``response_format`` parsing uses for the same type.

@@ -5,6 +5,7 @@ answer, with the scripted engine refusing what vLLM refuses (it runs vLLM's own 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,9 +13,10 @@ import pytest
 import requests
 
 from routes.dat1.constraint import to_ebnf
-from server.engine.base import EngineStep, GenerationRequest
+from server.engine.base import CLIENT_TAG, EngineStep, GenerationRequest
 from server.engine.vllm_engine import VllmEngine
-from server.errors import InvalidRequestError
+from server.errors import InvalidConstraintError, InvalidRequestError
+from server.harmony.constraints import client_format
 from server.settings import VllmSettings
 from server.types import SamplingOptions
 from tests.cases.e2e import CASES as E2E_CASES
@@ -45,6 +47,17 @@ ws ::= | " " | "\n" [ \t]{0,20}
 # The same invalid inputs against the scripted and the real engine (tests/test_engine_constraints.py): path, extra
 # body fields, status, and the error message (vLLM's own for the constraints, llama-server's on dat1).
 INVALID_STRUCTURAL_TAG = "Invalid structural tag specification."
+INVALID_CLIENT_TAG = "Invalid structured_outputs structural_tag specification."
+INVALID_RESPONSE_TAG = "Invalid response_format structural_tag specification."
+# vLLM reads a grammar with no ``::=`` rule as Lark
+LARK = 'start: answer "!"\nanswer: "yes" | "no"'
+
+
+def tag_text(fmt: dict[str, Any]) -> str:
+    """A client's structural tag with this format, as JSON text."""
+    return json.dumps({"type": "structural_tag", "format": fmt})
+
+
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], str]] = [
     ("schema-type-123", V1, {"structured_outputs": {"json": {"type": 123}}}, INVALID_STRUCTURAL_TAG),
     (
@@ -111,7 +124,55 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], str]] = [
         {"structured_outputs": {"json": "{nope"}},
         "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
     ),
-    ("bad-raw-structural-tag", V1, {"structured_outputs": {"structural_tag": "{}"}}, INVALID_STRUCTURAL_TAG),
+    ("bad-raw-structural-tag", V1, {"structured_outputs": {"structural_tag": "{}"}}, INVALID_CLIENT_TAG),
+    ("structural-tag-not-json", V1, {"structured_outputs": {"structural_tag": "nope"}}, INVALID_CLIENT_TAG),
+    (
+        "structural-tag-bad-format",
+        V1,
+        {"structured_outputs": {"structural_tag": tag_text({"type": "x"})}},
+        INVALID_CLIENT_TAG,
+    ),
+    (
+        "structural-tag-bad-regex",
+        V1,
+        {"structured_outputs": {"structural_tag": tag_text({"type": "regex", "pattern": "(unclosed"})}},
+        INVALID_CLIENT_TAG,
+    ),
+    (  # xgrammar's grammar format reads EBNF only: vLLM converts a Lark grammar, not one inside a client's tag
+        "structural-tag-lark",
+        V1,
+        {"structured_outputs": {"structural_tag": tag_text({"type": "grammar", "grammar": LARK})}},
+        INVALID_CLIENT_TAG,
+    ),
+    ("response-format-tag-empty", V1, {"response_format": {"type": "structural_tag"}}, INVALID_RESPONSE_TAG),
+    (
+        "response-format-tag-bad-format",
+        V1,
+        {"response_format": {"type": "structural_tag", "format": {"type": "regex", "pattern": "(unclosed"}}},
+        INVALID_RESPONSE_TAG,
+    ),
+    (
+        "response-format-legacy-tag-no-schema",
+        V1,
+        {"response_format": {"type": "structural_tag", "structures": [{"begin": "<a>"}], "triggers": ["<a"]}},
+        INVALID_RESPONSE_TAG,
+    ),
+    (
+        "response-format-tag-and-regex",
+        V1,
+        {
+            "structured_outputs": {"regex": "a+"},
+            "response_format": {"type": "structural_tag", "format": {"type": "const_string", "value": "a"}},
+        },
+        "You can only use one kind of structured outputs constraint but multiple are specified: {'json': None, "
+        "'regex': 'a+', 'choice': None, 'grammar': None, 'json_object': None, 'disable_any_whitespace': False, "
+        "'disable_additional_properties': False, 'whitespace_pattern': None, 'structural_tag': '{\"type\": "
+        '"structural_tag", "format": {"type": "const_string", "value": "a"}}\', '
+        "'_backend': None, '_backend_was_auto': False}",
+    ),
+    ("bad-lark", V1, {"structured_outputs": {"grammar": "start: undefined_rule"}}, "Invalid grammar specification."),
+    ("lark-no-start", V1, {"structured_outputs": {"grammar": 'answer: "a"'}}, "Invalid grammar specification."),
+    ("dat1-lark-grammar", DAT1, {"grammar": 'start: "a"'}, "Failed to parse grammar"),
     ("temperature", V1, {"temperature": -1}, "Input should be greater than or equal to 0: temperature"),
     ("dat1-bad-grammar", DAT1, {"grammar": "root ::= undefined_rule"}, "Failed to parse grammar"),
     ("dat1-token-grammar", DAT1, {"grammar": 'root ::= <[1000]> "a"'}, "Failed to parse grammar"),
@@ -175,6 +236,7 @@ def answer_format(generation: GenerationRequest) -> dict[str, Any]:
             {"structured_outputs": {"grammar": 'root ::= "a" | "b"'}},
             {"type": "grammar", "grammar": 'root ::= "a" | "b"'},
         ),
+        ({"structured_outputs": {"grammar": LARK}}, {"type": "grammar", "grammar": LARK}),  # the engine converts it
         (
             {"structured_outputs": {"json": '{"type":"integer"}'}},
             {"type": "json_schema", "json_schema": {"type": "integer"}, "max_whitespace_cnt": 1},
@@ -191,7 +253,7 @@ def answer_format(generation: GenerationRequest) -> dict[str, Any]:
             {"type": "json_schema", "json_schema": {"type": "integer"}, "max_whitespace_cnt": 1},
         ),
     ],
-    ids=["regex", "choice", "grammar", "json-text", "json-object", "response-format-wins"],
+    ids=["regex", "choice", "grammar", "lark", "json-text", "json-object", "response-format-wins"],
 )
 def test_structured_outputs_build_the_constraint(
     scripted_server: LiveServer, generations: list[GenerationRequest], extra: dict[str, Any], expected: dict[str, Any]
@@ -213,11 +275,92 @@ def test_auto_tools_stay_callable_beside_a_regex(
     assert final["elements"][3] == {"type": "regex", "pattern": "x+"}
 
 
-def test_raw_structural_tag_passes_through(scripted_server: LiveServer, generations: list[GenerationRequest]) -> None:
-    tag = json.dumps({"type": "structural_tag", "format": {"type": "const_string", "value": "hi"}})
-    r = post(scripted_server, V1, {"structured_outputs": {"structural_tag": tag}})
+HI = {"type": "const_string", "value": "hi"}
+LEGACY = {"structures": [{"begin": "<a>", "schema": {"type": "object"}, "end": "</a>"}], "triggers": ["<a"]}
+TRIGGERED = {
+    "type": "triggered_tags",
+    "triggers": ["<a"],
+    "tags": [
+        {
+            "type": "tag",
+            "begin": "<a>",
+            "content": {"type": "json_schema", "json_schema": {"type": "object"}},
+            "end": "</a>",
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "expected"),
+    [
+        ({"structured_outputs": {"structural_tag": tag_text(HI)}}, "structured_outputs", HI),
+        ({"response_format": {"type": "structural_tag", "format": HI}}, "response_format", HI),
+        (
+            {"structured_outputs": {"structural_tag": json.dumps({"type": "structural_tag", **LEGACY})}},
+            "structured_outputs",
+            TRIGGERED,
+        ),
+        ({"response_format": {"type": "structural_tag", **LEGACY}}, "response_format", TRIGGERED),
+        (  # response_format's tag overrides structured_outputs' own
+            {
+                "structured_outputs": {"structural_tag": tag_text({"type": "const_string", "value": "no"})},
+                "response_format": {"type": "structural_tag", "format": HI},
+            },
+            "response_format",
+            HI,
+        ),
+    ],
+    ids=["structured-outputs", "response-format", "legacy", "response-format-legacy", "response-format-wins"],
+)
+def test_client_structural_tag_holds_the_final_answer(
+    scripted_server: LiveServer,
+    generations: list[GenerationRequest],
+    extra: dict[str, Any],
+    param: str,
+    expected: dict[str, Any],
+) -> None:
+    """As vLLM's harmony path: the client's tag is the final answer's format, after optional reasoning, and travels
+    alone too, for the engine to check as vLLM checks the client's field."""
+    r = post(scripted_server, V1, extra)
     assert r.status_code == 200, r.text
-    assert generations[0].constraint == {"structural_tag": tag}
+    (generation,) = generations
+    assert answer_format(generation) == expected
+    client = generation.constraint[CLIENT_TAG]  # type: ignore[index]
+    assert client["param"] == param  # type: ignore[index]
+    assert client_format(client["tag"]) == expected  # type: ignore[index]
+
+
+def test_client_structural_tag_beside_auto_tools(
+    scripted_server: LiveServer, generations: list[GenerationRequest]
+) -> None:
+    r = post(scripted_server, V1, {"structured_outputs": {"structural_tag": tag_text(HI)}, "tools": [TOOL]})
+    assert r.status_code == 200, r.text
+    tag = json.loads(str(generations[0].constraint["structural_tag"]))  # type: ignore[index]
+    call, final = tag["format"]["elements"][1]["elements"]
+    assert call["elements"][1]["value"] == "commentary to=functions.f "
+    assert final["elements"][3] == HI
+
+
+def test_lark_grammar_becomes_ebnf_in_the_engine() -> None:
+    """vLLM's harmony path converts a grammar that looks like Lark to xgrammar's EBNF before it frames it; EBNF and
+    the grammars inside a client's own tag are left as they are."""
+    pytest.importorskip("vllm")
+    from server.engine.vllm_engine import structured_outputs
+
+    def framed(grammar: str) -> dict[str, object]:
+        return {
+            "structural_tag": json.dumps({"type": "structural_tag", "format": {"type": "grammar", "grammar": grammar}})
+        }
+
+    converted = json.loads(str(structured_outputs(framed(LARK))["structural_tag"]))["format"]["grammar"]
+    assert "::=" in converted and '"yes"' in converted
+    ebnf = framed('root ::= "a"')
+    assert structured_outputs(ebnf) == ebnf
+    with pytest.raises(InvalidConstraintError, match=r"Invalid grammar specification\."):
+        structured_outputs(framed("start: undefined_rule"))
+    client = {**ebnf, CLIENT_TAG: {"param": "structured_outputs", "tag": "{}"}}
+    assert structured_outputs(client) == ebnf
 
 
 def test_removed_guided_fields_are_ignored(scripted_server: LiveServer, generations: list[GenerationRequest]) -> None:
@@ -288,3 +431,35 @@ def test_scripted_engine_refuses_what_vllm_refuses(scripted_server: LiveServer) 
         with pytest.raises(InvalidRequestError) as by_script:
             scripted.validate(request)
         assert (by_script.value.message, by_script.value.param) == (by_vllm.value.message, by_vllm.value.param)
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        ({"structured_outputs": {"choice": ["north", "south"]}}, "north|south"),
+        ({"structured_outputs": {"choice": ["hello", "bye"]}}, "hello"),  # the script's own answer where it fits
+        ({"structured_outputs": {"regex": "[a-c]{2}-[0-9]{3}"}}, "[a-c]{2}-[0-9]{3}"),
+        ({"structured_outputs": {"grammar": LARK}}, "(yes|no)!"),
+        ({"structured_outputs": {"grammar": 'root ::= "<" [0-9]+ ">"'}}, "<[0-9]+>"),
+        ({"structured_outputs": {"structural_tag": tag_text(HI)}}, "hi"),
+        (
+            {
+                "response_format": {
+                    "type": "structural_tag",
+                    "format": {"type": "tag", "begin": "<a>", "content": HI, "end": "</a>"},
+                }
+            },
+            "<a>hi</a>",
+        ),
+        ({"structured_outputs": {"json": {"type": "integer", "maximum": 9}}}, "-?[0-9]+"),
+    ],
+    ids=["choice", "choice-of-the-script", "regex", "lark", "ebnf", "structural-tag", "response-format-tag", "json"],
+)
+def test_scripted_answers_hold_the_constraint(scripted_server: LiveServer, extra: dict[str, Any], pattern: str) -> None:
+    """The scripted engine (its echo of "hello") answers as far as the constraint lets it, then as xgrammar allows."""
+    pytest.importorskip("xgrammar")
+    r = post(scripted_server, V1, {**extra, "max_tokens": 64})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop", choice
+    assert re.fullmatch(pattern, choice["message"]["content"]), choice

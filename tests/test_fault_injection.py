@@ -393,3 +393,31 @@ def test_a_plan_passes_as_a_list_of_dicts_through_the_environment(monkeypatch: p
     settings = load_settings(CONFIG_DIR / "scripted.yaml")
     assert settings.testing.faults_enabled
     assert [r.model_dump(exclude_defaults=True) for r in settings.testing.faults] == rules
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["polled", "streamed"])
+def test_a_cut_background_response_ends_failed_in_the_store(server: LiveServer, stream: bool) -> None:
+    """A background run is detached from any connection: a ``cut`` in it ends the response ``failed`` (stored, and
+    the last event of its stream), never left in progress."""
+    headers = {"Authorization": f"Bearer {API_KEY}", "X-Fault": "cut after=3"}
+    url = server.base_url + "/v1/responses"
+    body = {"model": "gpt-oss-120b", "input": "Say hello.", "background": True, "stream": stream}
+    r = requests.post(url, json=body, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text
+    if stream:
+        events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+        response_id = events[0]["response"]["id"]
+    else:
+        response_id = r.json()["id"]
+        # following the run returns once it has ended
+        follow = requests.get(f"{url}/{response_id}", params={"stream": "true"}, headers=headers, timeout=60)
+        events = [json.loads(line[6:]) for line in follow.text.splitlines() if line.startswith("data: ")]
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"], events[-3:]
+    stored = requests.get(f"{url}/{response_id}", headers=headers, timeout=60).json()
+    assert stored["status"] == "failed"
+    assert stored["error"] == {
+        "code": "server_error",
+        "message": "The server had an error while processing your request.",
+    }
+    assert stored["output"], "what came before the cut is kept"
+    assert stored == events[-1]["response"]

@@ -67,10 +67,19 @@ def to_ebnf(gbnf: str) -> str:
     return "".join(out)
 
 
+def defines_rule(gbnf: str) -> bool:
+    """Whether any line, its ``#`` comment left out, defines a rule (``::=``)."""
+    return any("::=" in line.split("#", 1)[0] for line in gbnf.splitlines())
+
+
 async def prepare(ctx: ServerContext, chat: ChatRequest) -> PreparedRequest:
     """The core's prepare, except that llama-server never refuses ``max_tokens`` past the context: it generates
     up to what fits (finish_reason ``length``), and a grammar its sampler cannot parse is its slot's one error,
     ``Failed to parse grammar`` (400)."""
+    fmt = chat.response_format
+    if fmt.type == "grammar" and not defines_rule(fmt.grammar or ""):
+        # no rule, no root: llama-server cannot parse it (the engine would read it as Lark, as vLLM does)
+        raise InvalidRequestError("Failed to parse grammar", param="grammar")
     try:
         return await ctx.service.prepare(chat, clamp_max_tokens=True)
     except InvalidConstraintError:

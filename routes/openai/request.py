@@ -23,7 +23,7 @@ from routes.shared.openai_request import (
     ToolDef,
     chat_to_core,
 )
-from routes.shared.structured import StructuredOutputsIn, structured_to_core
+from routes.shared.structured import StructuredOutputsIn, is_structural_tag, structured_to_core
 from routes.shared.vllm_response import ChatOptions
 from routes.shared.vllm_sampling import VllmRequestFields
 from server.choices import check_greedy
@@ -185,10 +185,10 @@ class ChatCompletionRequest(VllmRequestFields):
             reasoning_effort=effort,
             tools=self.tools,
             tool_choice=self.tool_choice,
-            response_format=self.response_format,
+            response_format=None if is_structural_tag(self.response_format) else self.response_format,
             request_id=request_id,
         )
-        if self.structured_outputs is not None:
+        if self.structured_outputs is not None or is_structural_tag(self.response_format):
             # vLLM reads a missing tool_choice as "none", a null one as itself
             tool_choice = self.tool_choice if "tool_choice" in self.model_fields_set else "none"
             chat.response_format = structured_to_core(self.structured_outputs, self.response_format, tool_choice)

@@ -14,6 +14,7 @@ from typing import Any
 from routes.responses import ids
 from routes.responses.errors import response_error
 from routes.shared.vllm_response import openai_logprobs
+from server.errors import ServerError
 from server.types import Delta, Finish, TokenLogprob, ToolCallDelta, Usage
 
 Event = dict[str, Any]
@@ -181,13 +182,7 @@ class Output:
         response = self.response
         response["usage"] = usage_object(finish.usage)
         if finish.truncated:
-            events = self._close("incomplete")
-            error = finish.error_of()
-            response["status"] = "failed"
-            response["error"] = response_error(error)
-            events.append(self.event("error", code=response["error"]["code"], message=error.message, param=None))
-            events.append(self._snapshot("response.failed"))
-            return events
+            return self.failed(finish.error_of())
         if finish.reason == "length":
             events = self._close("incomplete")
             response["status"] = "incomplete"
@@ -198,6 +193,16 @@ class Output:
         response["status"] = "completed"
         response["completed_at"] = int(completed_at if completed_at is not None else ids.now())
         events.append(self._snapshot("response.completed"))
+        return events
+
+    def failed(self, error: ServerError) -> list[Event]:
+        """The run failed: the open item ends incomplete, an ``error`` event, the response ``failed``."""
+        response = self.response
+        events = self._close("incomplete")
+        response["status"] = "failed"
+        response["error"] = response_error(error)
+        events.append(self.event("error", code=response["error"]["code"], message=error.message, param=None))
+        events.append(self._snapshot("response.failed"))
         return events
 
     def cancelled(self) -> list[Event]:

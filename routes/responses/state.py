@@ -26,7 +26,8 @@ import orjson
 from routes.responses.items import Item
 from routes.responses.output import Event, Output
 from server.context import ServerContext
-from server.errors import InvalidRequestError, NotFoundError, RateLimitError, ServerError
+from server.errors import InternalError, InvalidRequestError, NotFoundError, RateLimitError, ServerError
+from server.faults.inject import MESSAGES, ConnectionCut
 from server.types import Event as CoreEvent
 from server.types import Finish
 
@@ -192,6 +193,11 @@ class ResponsesState:
                     run.publish(output.feed(event))
             except asyncio.CancelledError:
                 run.publish(output.cancelled())
+            except (Exception, ConnectionCut) as exc:
+                # Detached from any connection, the run has none to cut (an injected ``cut``), and nothing else may
+                # leave it in progress for ever: it ends failed, as a server error.
+                log.error("background response %s failed: %r", response_id, exc)
+                run.publish(output.failed(InternalError(MESSAGES["internal"])))
             finally:
                 watcher.cancel()
                 with contextlib.suppress(Exception):

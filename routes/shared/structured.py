@@ -63,11 +63,22 @@ class _Params:
         )
 
 
+def is_structural_tag(response_format: dict[str, Any] | None) -> bool:
+    """vLLM's ``structural_tag`` response format (``StructuralTagResponseFormat`` or its legacy form)."""
+    return isinstance(response_format, dict) and response_format.get("type") == "structural_tag"
+
+
 def structured_to_core(
-    so: StructuredOutputsIn, response_format: dict[str, Any] | None, tool_choice: object
+    so: StructuredOutputsIn | None, response_format: dict[str, Any] | None, tool_choice: object
 ) -> OutputConstraint:
     """``structured_outputs`` with ``response_format`` applied over it, refused where vLLM refuses it (its request
-    validators, ``StructuredOutputsParams``, and the checks before it compiles the constraint)."""
+    validators, ``StructuredOutputsParams``, and the checks before it compiles the constraint). A ``structural_tag``
+    response format becomes the structural tag as vLLM dumps it (the engine checks the tag itself, as vLLM does)."""
+    given = so is not None
+    if so is None:  # vLLM: the response format alone
+        if not is_structural_tag(response_format):
+            return response_format_to_core(response_format)
+        so = StructuredOutputsIn()
     simple = sum(v is not None for v in (so.json_, so.regex, so.choice))
     if simple > 1:
         raise InvalidRequestError(
@@ -86,7 +97,13 @@ def structured_to_core(
         so.whitespace_pattern,
         so.structural_tag,
     )
-    params.check()
+    if given:
+        params.check()
+    if is_structural_tag(response_format):
+        assert isinstance(response_format, dict)
+        tag = json.dumps({"type": "structural_tag", **{k: v for k, v in response_format.items() if k != "type"}})
+        replace(params, structural_tag=tag).check()
+        return OutputConstraint("structural_tag", tag=tag, param="response_format")
     fmt = response_format_to_core(response_format)
     if fmt.type in ("json_object", "json_schema"):  # vLLM: response_format overrides its own key only
         override = {"json_object": True} if fmt.type == "json_object" else {"json": fmt.schema}
@@ -115,7 +132,7 @@ def structured_to_core(
         return OutputConstraint("choice", choices=params.choice)
     if params.grammar is not None:
         return OutputConstraint("grammar", grammar=params.grammar)
-    return OutputConstraint("structural_tag", tag=params.structural_tag)
+    return OutputConstraint("structural_tag", tag=params.structural_tag, param="structured_outputs")
 
 
 def engine_constraint(fmt: OutputConstraint) -> dict[str, object] | None:

@@ -15,6 +15,9 @@ from server.types import PromptLogprobs, SamplingOptions, TokenLogprob
 
 EngineFinish = Literal["stop", "length", "abort"]
 
+# A constraint's key for the client's own structural tag: {"param": request field, "tag": JSON text}.
+CLIENT_TAG = "client_structural_tag"
+
 
 @dataclass(slots=True)
 class GenerationRequest:
@@ -25,7 +28,8 @@ class GenerationRequest:
     sampling: SamplingOptions
     max_tokens: int
     stop_token_ids: tuple[int, ...]
-    # Constrained decoding, engine-neutral: {"json": schema} | {"json_object": True} | {"structural_tag": "<json>"}
+    # Constrained decoding, engine-neutral: {"json": schema} | {"json_object": True} | {"structural_tag": "<json>"},
+    # the last with CLIENT_TAG where it holds a client's own structural tag (the engine checks that tag alone first)
     constraint: dict[str, object] | None = None
 
 

@@ -17,8 +17,10 @@ Logprobs, when asked, are those of a deterministic sampler: the chosen token ran
 ``top_logprobs - 1`` other token ids (a fixed stride through the text vocabulary) at decreasing finite logprobs, in
 vLLM's rank order; each prompt token has probability 1 (``prompt_logprobs``: None for the first, as vLLM reports it).
 
-It replays its script whatever the constraint, but refuses what the vLLM engine refuses: where vLLM is installed,
-``validate`` runs the vLLM engine's own checks (sampling values, constraints compiled by xgrammar).
+It refuses what the vLLM engine refuses: where vLLM is installed, ``validate`` runs the vLLM engine's own checks
+(sampling values, constraints compiled by xgrammar), and a constrained answer is the script as far as xgrammar lets
+it out, then the shortest way xgrammar allows (a stop token as soon as one may come, else the lowest allowed token):
+a choice, a regex, a grammar or a structural tag then holds the answer (``vllm_engine.constrained_tokens``).
 
 In ``recording`` mode it replays a folder recorded with ``serve --record`` instead (``server/engine/recording.py``):
 each request's recorded engine steps, as they were, by request hash; a request the recording lacks is refused
@@ -118,6 +120,7 @@ class ScriptedEngine:
         self._metrics = metrics.scripted_engine(served_model_name)
         self._started = False
         self._check: Callable[[GenerationRequest], None] | None = None
+        self._constrain: Callable[[list[int], dict[str, object], tuple[int, ...], int], list[int]] | None = None
         self._info = EngineInfo(
             name="scripted",
             model=served_model_name,
@@ -143,6 +146,7 @@ class ScriptedEngine:
 
             await asyncio.to_thread(vllm_engine.load_checks)
             self._check = vllm_engine.check_request
+            self._constrain = vllm_engine.constrained_tokens
         self._started = True
 
     async def shutdown(self) -> None:
@@ -253,11 +257,16 @@ class ScriptedEngine:
             async for step in self._replay(request):
                 yield step
             return
+        script = self.script_for(request.prompt_token_ids)
+        if request.constraint is not None and self._constrain is not None:
+            script = await asyncio.to_thread(
+                self._constrain, script, request.constraint, request.stop_token_ids, request.max_tokens
+            )
         aborted = asyncio.Event()
         self._running[request.request_id] = aborted
         stops = set(request.stop_token_ids)
         sampling = request.sampling
-        tokens = with_min_tokens(self.script_for(request.prompt_token_ids), stops, sampling.min_tokens, self._filler)
+        tokens = with_min_tokens(script, stops, sampling.min_tokens, self._filler)
         # ``sampling.priority`` changes nothing here: requests run as they come, as under vLLM's default (fcfs)
         # scheduling policy; no KV connector either, so no ``kv_transfer_params`` come back (as in vLLM without one)
         cached = self._cached_prefix(request.prompt_token_ids, sampling.cache_salt)

@@ -9,15 +9,18 @@ cancelled) aborts the request in vLLM, which frees its KV cache within one step.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
+import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from server import textonly
-from server.engine.base import EngineInfo, EngineStep, GenerationRequest
+from server.engine.base import CLIENT_TAG, EngineInfo, EngineStep, GenerationRequest
 from server.errors import (
     ConfigError,
     EngineUnavailableError,
@@ -116,18 +119,82 @@ def sampling_params(request: GenerationRequest, defaults: Mapping[str, Any] | No
         kwargs["logprobs"] = s.top_logprobs
     if s.prompt_logprobs is not None:
         kwargs["prompt_logprobs"] = s.prompt_logprobs
+    structured = structured_outputs(request.constraint) if request.constraint is not None else None
     try:
-        if request.constraint is not None:
-            kwargs["structured_outputs"] = StructuredOutputsParams(**request.constraint)
+        if structured is not None:
+            kwargs["structured_outputs"] = StructuredOutputsParams(**structured)
         return SamplingParams(**kwargs)
     except Exception as exc:
         raise _request_error(exc) from exc
 
 
+def structured_outputs(constraint: Mapping[str, object]) -> dict[str, object]:
+    """``StructuredOutputsParams`` fields for an engine-neutral constraint: without the client's own tag (checked on
+    its own), and with each Lark grammar in the structural tag as xgrammar's EBNF, as vLLM's harmony path converts a
+    grammar that looks like Lark (``grammar_is_likely_lark``, then ``Grammar.from_lark``) before it frames it."""
+    fields = {key: value for key, value in constraint.items() if key != CLIENT_TAG}
+    tag = fields.get("structural_tag")
+    if isinstance(tag, str) and '"grammar"' in tag:
+        try:
+            spec = json.loads(tag)
+        except ValueError:
+            return fields  # not JSON: xgrammar refuses it
+        if _lark_as_ebnf(spec):
+            fields["structural_tag"] = json.dumps(spec, separators=(",", ":"))
+    return fields
+
+
+def _lark_as_ebnf(node: object) -> bool:
+    """Rewrite in place each ``grammar`` format under ``node`` that vLLM reads as Lark; True if any was."""
+    if isinstance(node, list):
+        return any([_lark_as_ebnf(item) for item in node])
+    if not isinstance(node, dict):
+        return False
+    changed = False
+    grammar = node.get("grammar")
+    if node.get("type") == "grammar" and isinstance(grammar, str):
+        from vllm.v1.structured_output.utils import grammar_is_likely_lark
+
+        if grammar_is_likely_lark(grammar):
+            import xgrammar
+
+            try:
+                node["grammar"] = str(xgrammar.Grammar.from_lark(grammar))
+            except Exception as exc:  # vLLM's message, whatever xgrammar raised
+                raise InvalidConstraintError("Invalid grammar specification.") from exc
+            changed = True
+    return any([_lark_as_ebnf(value) for value in node.values() if isinstance(value, dict | list)]) or changed
+
+
+def check_client_tag(constraint: Mapping[str, object] | None) -> None:
+    """vLLM's request check of a client's own structural tag, before it is framed: ``structured_outputs``'s
+    (``validate_structured_outputs_structural_tag``) or ``response_format``'s (``validate_structural_tag_response_
+    format``), each ``Invalid <field> structural_tag specification.`` naming the field."""
+    client = constraint.get(CLIENT_TAG) if constraint else None
+    if not isinstance(client, dict):
+        return
+    from vllm.entrypoints.generate.base.protocol import (
+        validate_structural_tag_payload,
+        validate_structural_tag_response_format,
+    )
+    from vllm.exceptions import VLLMClientError
+
+    tag = str(client.get("tag") or "")
+    try:
+        if client.get("param") == "response_format":
+            validate_structural_tag_response_format(json.loads(tag))
+        else:
+            validate_structural_tag_payload(tag, parameter="structured_outputs")
+    except (VLLMClientError, ValueError, TypeError, RecursionError) as exc:
+        raise InvalidConstraintError(_message(exc), param=getattr(exc, "parameter", None)) from exc
+
+
 def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None = None) -> Any:
-    """What vLLM checks before it runs a request: the sampling parameters, and the constraint compiled by xgrammar
-    (``InvalidConstraintError`` with vLLM's message). The vLLM engine's ``validate``; the scripted engine runs it too
-    wherever vLLM is installed, so both refuse the same requests with the same errors. Returns the parameters."""
+    """What vLLM checks before it runs a request: a client's own structural tag, the sampling parameters, and the
+    constraint compiled by xgrammar (``InvalidConstraintError`` with vLLM's message). The vLLM engine's ``validate``;
+    the scripted engine runs it too wherever vLLM is installed, so both refuse the same requests with the same
+    errors. Returns the parameters."""
+    check_client_tag(request.constraint)
     params = sampling_params(request, defaults)
     if params.structured_outputs is None:
         return params
@@ -141,10 +208,125 @@ def check_request(request: GenerationRequest, defaults: Mapping[str, Any] | None
     return params
 
 
+@functools.cache
+def _grammar_compiler() -> tuple[Any, list[int]]:
+    """xgrammar's compiler for harmony's vocabulary (o200k's byte tokens, then harmony's special tokens by name behind
+    a byte no UTF-8 text holds, so that only a ``token`` format matches them, never text; ``<|return|>`` and
+    ``<|call|>`` the stop tokens; seconds, once per process), and the ids of ``CLOSERS``."""
+    import xgrammar
+
+    from server.harmony.encoding import FIRST_SPECIAL_ID, STOP_TOKEN_IDS, VOCAB_SIZE, get_encoding
+    from server.harmony.vocab import VOCAB_FILE, ensure_vocab
+
+    vocab = [b""] * VOCAB_SIZE
+    for line in (ensure_vocab() / VOCAB_FILE).read_bytes().splitlines():
+        token, rank = line.split()
+        vocab[int(rank)] = base64.b64decode(token)
+    encoding = get_encoding()
+    for token_id in range(FIRST_SPECIAL_ID, VOCAB_SIZE):
+        try:
+            vocab[token_id] = b"\xff" + encoding.decode([token_id]).encode()
+        except Exception:  # an id harmony leaves unnamed
+            vocab[token_id] = f"\xff<|reserved_{token_id}|>".encode("latin-1")
+    info = xgrammar.TokenizerInfo(
+        vocab, vocab_type=xgrammar.VocabType.RAW, vocab_size=VOCAB_SIZE, stop_token_ids=list(STOP_TOKEN_IDS)
+    )
+    closers = [token for text in CLOSERS for token in encoding.encode(text, disallowed_special=())]
+    return xgrammar.GrammarCompiler(info, max_threads=1), closers
+
+
+def constrained_tokens(
+    tokens: Sequence[int], constraint: Mapping[str, object], stop_token_ids: Sequence[int], limit: int
+) -> list[int]:
+    """A scripted answer as xgrammar lets it out under ``constraint``, at most ``limit`` tokens. At each step: the
+    script's next token where the constraint allows it; else the script's next harmony token, if allowed (what came
+    before it is left out: a reasoning past its budget, an answer that does not fit); else, the script waiting, a
+    short way on: a stop token, a token after which the answer may end, a closing character, the lowest allowed
+    token. A stop token after a call is ``<|call|>``. (The scripted engine's answer then satisfies the constraint, as
+    the real engine's does.) Only structural tags are enforced (the constraints the core builds); anything else
+    leaves ``tokens`` as they are."""
+    tag = structured_outputs(constraint).get("structural_tag")
+    if not isinstance(tag, str):
+        return list(tokens)
+    import numpy
+    import xgrammar
+
+    from server.harmony.encoding import CALL, FIRST_SPECIAL_ID
+
+    compiler, closers = _grammar_compiler()
+    compiled = compiler.compile_structural_tag(tag)
+    matcher = xgrammar.GrammarMatcher(compiled)
+    bitmask = xgrammar.allocate_token_bitmask(1, compiled.tokenizer_info.vocab_size)
+    words = bitmask[0].numpy().view(numpy.uint32)
+
+    def allowed(token_id: int) -> bool:
+        return bool((int(words[token_id // 32]) >> (token_id % 32)) & 1)
+
+    out: list[int] = []
+    position = 0  # the script's next token
+    while len(out) < limit and not matcher.is_terminated():
+        matcher.fill_next_token_bitmask(bitmask)
+        special = next((i for i in range(position, len(tokens)) if tokens[i] >= FIRST_SPECIAL_ID), None)
+        if position < len(tokens) and allowed(tokens[position]):
+            token, position = tokens[position], position + 1
+        elif special is not None and allowed(tokens[special]):
+            token, position = tokens[special], special + 1
+        elif stops := [t for t in stop_token_ids if allowed(t)]:
+            token = stops[0]
+        else:
+            lowest = _lowest_set_bits(words, LOOKAHEAD)
+            if not lowest:
+                break
+            ending = (t for t in lowest if _ends_after(matcher, t))
+            token = next(ending, next((t for t in closers if allowed(t)), lowest[0]))
+        if token in stop_token_ids and token != CALL and allowed(CALL) and _calls(out):
+            token = CALL  # a call the constraint made ends as a call
+        out.append(token)
+        if token in stop_token_ids or not matcher.accept_token(token):
+            break
+    return out
+
+
+LOOKAHEAD = 16  # the lowest allowed tokens a scripted answer tries for one after which it may end
+CLOSERS = ('"', "}", "]", ")", ">")  # what a scripted answer closes next, where nothing may end it yet
+
+
+def _lowest_set_bits(words: Any, count: int) -> list[int]:
+    """The lowest ``count`` token ids allowed by a token bitmask (32 ids a word)."""
+    import numpy
+
+    out: list[int] = []
+    for index in numpy.flatnonzero(words):
+        word = int(words[index])
+        while word and len(out) < count:
+            low = word & -word
+            out.append(int(index) * 32 + low.bit_length() - 1)
+            word ^= low
+        if len(out) >= count:
+            break
+    return out
+
+
+def _calls(tokens: Sequence[int]) -> bool:
+    """Whether the last message of ``tokens`` is a tool call (its header names a recipient)."""
+    from server.harmony.encoding import CHANNEL, START, get_encoding
+
+    begin = max((i for i, t in enumerate(tokens) if t in (START, CHANNEL)), default=0)
+    return " to=" in get_encoding().decode(list(tokens[begin:]))
+
+
+def _ends_after(matcher: Any, token: int) -> bool:
+    """Whether the answer may end (a stop token may follow) after ``token``; ``matcher`` is left as it was."""
+    fork = matcher.fork()
+    return bool(fork.accept_token(token) and fork.is_completed())
+
+
 def load_checks() -> None:
     """Import what ``check_request`` uses (vLLM, xgrammar: seconds), so that no request waits for it."""
+    import vllm.entrypoints.generate.base.protocol
     import vllm.sampling_params
-    import vllm.v1.structured_output.backend_xgrammar  # noqa: F401
+    import vllm.v1.structured_output.backend_xgrammar
+    import vllm.v1.structured_output.utils  # noqa: F401
 
 
 class VllmEngine:
