@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
 
-from server.harmony.encoding import CALL, END, FIRST_SPECIAL_ID, MESSAGE, RETURN, get_encoding
+from server.harmony.encoding import CALL, END, FIRST_SPECIAL_ID, MESSAGE, RETURN, START, get_encoding
 from server.types import Delta, ToolCallDelta
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,17 @@ class HarmonyDecoder:
                 delta.content += self._start_raw(list(token_ids[index:]))
                 return delta
             special = token >= FIRST_SPECIAL_ID
-            if not special and self._state == StreamState.HEADER and self.DEFER_HEADER_TOKENS:
-                self._deferred.append(token)  # the parser would only collect it: no text, no state change
+            if self.DEFER_HEADER_TOKENS and token != MESSAGE and self._state == StreamState.HEADER:
+                # in a header the (strict) parser only collects a token, control tokens included: no text, no state
+                # change; only ``<|message|>`` closes it
+                self._deferred.append(token)
+                if token in _MESSAGE_END:
+                    self._end_message()
+                else:
+                    self._pending.append(token)
+                continue
+            if self.DEFER_HEADER_TOKENS and token != START and self._state == StreamState.EXPECT_START:
+                self.rejected_tokens += 1  # the parser refuses anything but ``<|start|>`` here, and stays as it is
                 self._pending.append(token)
                 continue
             parser = self._parser or self._new_parser()
@@ -144,14 +153,17 @@ class HarmonyDecoder:
             if token in _MESSAGE_END:
                 if self._recipient is not None and not self._call_open:
                     self._tool_text(delta, self._recipient, "")  # a call whose arguments were empty still is a call
-                self._pending.clear()
-                self._call_open = False
-                self._body = False
-                self._channel = self._recipient = None
-                self._dropped = False
+                self._end_message()
             else:
                 self._pending.append(token)
         return delta
+
+    def _end_message(self) -> None:
+        self._pending.clear()
+        self._call_open = False
+        self._body = False
+        self._channel = self._recipient = None
+        self._dropped = False
 
     def _new_parser(self) -> StreamableParser:
         self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
