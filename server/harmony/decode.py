@@ -8,10 +8,11 @@ open, the raw text of that message (control tokens removed) becomes answer text,
 then on the output streams as raw text. The caller always gets what could be recovered, incrementally.
 
 Cost: in a message header harmony's parser spends tens of microseconds per token (it re-encodes the
-``<|message|>`` marker on every call) yet only collects ordinary tokens there, so the decoder holds a header's
-ordinary tokens back and feeds them just before the next control token. The parser sees the same tokens in the
-same order; a header that never closes (a random-weight model's output) is never fed at all, and the parser itself
-is made only when a token must reach it.
+``<|message|>`` marker on every call) yet, being strict, only collects the header's tokens there, so the decoder
+holds them back and feeds them just before the header's ``<|message|>``. The parser sees the same tokens in the same
+order; a header that never closes (a random-weight model's output) is never fed at all, and the parser itself is
+made only when a token must reach it. A token the parser would refuse while it waits for ``<|start|>`` is refused
+without it.
 """
 
 from __future__ import annotations
