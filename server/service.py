@@ -152,8 +152,7 @@ class ChatService:
         else:
             prompt = list(request.prompt)
             check_token_ids(prompt)
-        if request.truncate_prompt_tokens is not None:
-            prompt = truncate_prompt(prompt, request, self.engine.info.max_model_len)
+        prompt = truncate_prompt(prompt, request, self.engine.info.max_model_len)
         if not prompt:
             raise InvalidRequestError("The prompt is empty.", param="prompt")
         max_tokens = self._output_budget(request.sampling, len(prompt), default_max_tokens, clamp_max_tokens)

@@ -66,16 +66,20 @@ def test_vocab_bad_hash_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ],
 )
 def test_stop_matcher(stops: list[str], chunks: list[str], expected: str, hit: str | None) -> None:
-    m = StopMatcher(stops)
+    assert _fold_stops(StopMatcher(stops), [(chunk, 0) for chunk in chunks]) == (expected, hit)
+
+
+def _fold_stops(m: StopMatcher, chunks: list[tuple[str, int]]) -> tuple[str, str | None]:
+    """The text a stream of (chunk, protected characters) lets out, and the stop hit."""
     out, found = "", None
-    for chunk in chunks:
-        text, found = m.feed(chunk)
+    for chunk, protected in chunks:
+        text, found = m.feed(chunk, protected)
         out += text
         if found:
             break
     if not found:
         out += m.flush()
-    assert (out, found) == (expected, hit)
+    return out, found
 
 
 @pytest.mark.parametrize(
@@ -88,16 +92,7 @@ def test_stop_matcher(stops: list[str], chunks: list[str], expected: str, hit: s
     ],
 )
 def test_stop_matcher_protected_text(chunks: list[tuple[str, int]], expected: str, hit: str | None) -> None:
-    m = StopMatcher(["abc"])
-    out, found = "", None
-    for chunk, protected in chunks:
-        text, found = m.feed(chunk, protected)
-        out += text
-        if found:
-            break
-    if not found:
-        out += m.flush()
-    assert (out, found) == (expected, hit)
+    assert _fold_stops(StopMatcher(["abc"]), chunks) == (expected, hit)
 
 
 def test_keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -119,7 +119,7 @@ class ScriptedEngine:
         self._seen_prompts: list[tuple[str | None, list[int]]] = []  # (cache salt, prompt)
         self._metrics = metrics.scripted_engine(served_model_name)
         self._started = False
-        self._check: Callable[[GenerationRequest], None] | None = None
+        self._check: Callable[[GenerationRequest], object] | None = None
         self._constrain: Callable[[list[int], dict[str, object], tuple[int, ...], int], list[int]] | None = None
         self._info = EngineInfo(
             name="scripted",

@@ -54,7 +54,7 @@ def sanitize_tool_name(recipient: str) -> str:
 class HarmonyDecoder:
     """Stateful decoder for one assistant turn."""
 
-    DEFER_HEADER_TOKENS = True  # hold a header's ordinary tokens back (off: each goes to the parser at once)
+    DEFER_HEADER_TOKENS = True  # hold a header's tokens back (off: each goes to the parser at once)
 
     __slots__ = (
         "_body",
@@ -93,7 +93,7 @@ class HarmonyDecoder:
         self.rejected_tokens = 0
         self._raw: codecs.IncrementalDecoder | None = None  # set once the output is not harmony
         self._state = StreamState.HEADER  # the parser's, read after each control token (it starts in a header)
-        self._deferred: list[int] = []  # ordinary header tokens not yet fed to the parser
+        self._deferred: list[int] = []  # header tokens not yet fed to the parser
 
     def feed(self, token_ids: Sequence[int]) -> Delta:
         delta = Delta()
@@ -175,7 +175,7 @@ class HarmonyDecoder:
         for token in deferred:
             try:
                 parser.process(token)
-            except HarmonyError:  # harmony collects ordinary header tokens without checks; kept for safety
+            except HarmonyError:  # harmony collects header tokens without checks; kept for safety
                 self.rejected_tokens += 1
 
     def _is_tool(self, recipient: str) -> bool:

@@ -85,7 +85,7 @@ class HarmonyRenderer:
         """The messages after the system message: developer instructions and tools, then the history."""
         messages: list[Message] = []
         instructions = [m.content for m in request.messages if m.role in ("system", "developer") and m.content]
-        tools = request.tools if request.tool_choice.mode != "none" else []
+        tools = _declared_tools(request)
         if instructions or tools:
             developer = DeveloperContent.new()
             if instructions:
@@ -145,8 +145,7 @@ class HarmonyRenderer:
         harmony renders a conversation message by message (its only conversation-wide inputs are whether the
         developer message declares ``functions`` tools and which analysis messages to drop, neither of which the
         system message affects), so the system message's tokens are cached and the rest rendered per request."""
-        tools = request.tools if request.tool_choice.mode != "none" else []
-        function_tools = any((t.namespace or "functions") == "functions" for t in tools)
+        function_tools = any((t.namespace or "functions") == "functions" for t in _declared_tools(request))
         try:
             rest = self._encoding.render_conversation_for_completion(
                 Conversation.from_messages(self._messages(request)), Role.ASSISTANT
@@ -159,6 +158,11 @@ class HarmonyRenderer:
             if exc.__class__.__name__ != "PanicException":
                 raise
             raise InvalidRequestError("The conversation cannot be tokenized.", param="messages") from exc
+
+
+def _declared_tools(request: ChatRequest) -> list[FunctionTool]:
+    """The tools the developer message declares (none with ``tool_choice: none``)."""
+    return request.tools if request.tool_choice.mode != "none" else []
 
 
 def _recipient(call: ToolCall) -> str:
