@@ -417,6 +417,17 @@ def generated_tokens(live: LiveServer) -> float:
     )
 
 
+def finished_requests(live: LiveServer, reason: str) -> float:
+    """vLLM's ``vllm:request_success_total`` for one ``finished_reason`` on the server's /metrics (all engines)."""
+    text = httpx.get(live.base_url + "/metrics", timeout=30).text
+    label = f'finished_reason="{reason}"'
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("vllm:request_success_total") and label in line
+    )
+
+
 def wait_engine_idle(live: LiveServer, timeout: float = 30) -> None:
     """Until the server reports no engine request and no admitted request."""
     deadline = time.monotonic() + timeout
