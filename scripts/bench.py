@@ -472,6 +472,90 @@ async def run_scenario(target: Target, sc: Scenario, *, progress: bool = True, s
     return results
 
 
+def run_frugal(target: Target, sc: Scenario, *, seed: int = 0, poll_s: float = 0.01) -> list[RequestResult]:
+    """A load generator that spends as little CPU as it can, for CPU-bound front-end measurements on few cores.
+
+    One thread, plain non-blocking sockets, one ``Connection: close`` request per connection. It reads every
+    ``poll_s`` whatever each socket holds (several events per ``recv``), and parses only at the end: the HTTP status,
+    ``[DONE]``, the usage chunk's ``completion_tokens`` and the number of content/reasoning events. No TTFT or ITL
+    (a lazy reader cannot time events); what it measures is throughput, with the cores left to the server.
+    """
+    import re
+    import selectors
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(target.base_url)
+    address = (url.hostname or "127.0.0.1", url.port or 80)
+
+    def raw(prompt: str) -> bytes:
+        body = orjson.dumps(target.route.body([{"role": "user", "content": prompt}], True, sc.output_tokens))
+        head = {"Host": f"{address[0]}:{address[1]}", "Content-Type": "application/json", "Connection": "close",
+                "Content-Length": str(len(body)), **target.route.auth_header(target.api_key)}  # fmt: skip
+        lines = "".join(f"{k}: {v}\r\n" for k, v in head.items())
+        return f"POST {target.route.path} HTTP/1.1\r\n{lines}\r\n".encode() + body
+
+    def finish(result: RequestResult, chunks: list[bytes]) -> RequestResult:
+        data = b"".join(chunks)
+        result.end = time.perf_counter()
+        usage = re.findall(rb'"completion_tokens":(\d+)', data[-4096:])
+        if not data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")) or target.route.terminator not in data[-256:]:
+            result.error = data[:300].decode("utf-8", "replace")
+        elif not usage:
+            result.error = "no usage chunk"
+        else:
+            result.ok, result.output_tokens, result.exact_tokens_reported = True, int(usage[-1]), True
+            result.text_events = data.count(b'"delta":{"content":') + data.count(b'"delta":{"reasoning')
+        return result
+
+    requests = [raw(exact_prompt(sc.prompt_tokens, seed + i)) for i in range(sc.warmup + sc.num_requests)]
+    selector = selectors.DefaultSelector()
+    results: list[RequestResult] = []
+    deadline = time.perf_counter() + sc.time_limit_s
+
+    def drive(batch: list[bytes], keep: bool) -> None:
+        queue = iter(batch)
+        live: dict[socket.socket, tuple[RequestResult, list[bytes]]] = {}
+
+        def start() -> None:
+            request = next(queue, None)
+            if request is None or time.perf_counter() > deadline:
+                return
+            result = RequestResult(ok=False, start=time.perf_counter())
+            sock = socket.create_connection(address)
+            sock.sendall(request)
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+            live[sock] = (result, [])
+
+        for _ in range(sc.concurrency):
+            start()
+        while live:
+            for key, _ in selector.select(timeout=1.0):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                result, chunks = live[sock]
+                try:  # readable: one recv takes what has come (what is left over is there next round)
+                    data = sock.recv(1 << 16)
+                except OSError as exc:
+                    data, result.error = b"", f"{type(exc).__name__}: {exc}"
+                chunks.append(data)
+                if not data:
+                    selector.unregister(sock)
+                    sock.close()
+                    del live[sock]
+                    done = finish(result, chunks) if result.error is None else result
+                    if keep:
+                        results.append(done)
+                    start()
+            time.sleep(poll_s)
+
+    drive(requests[: sc.warmup], keep=False)
+    drive(requests[sc.warmup :], keep=True)
+    selector.close()
+    return results
+
+
 class _NoBar:
     def update(self, n: int) -> None: ...
 
@@ -671,33 +755,58 @@ def ceiling_target(label: str, url: str) -> Target:
 
 
 def measure_ceiling(
-    label: str, url: str, pid: int, sc: Scenario, progress: bool
-) -> tuple[Summary, float, list[RequestResult]]:
-    """Run one scenario, returning its summary and the server's CPU seconds spent during it (warm-up excluded)."""
+    label: str, url: str, pid: int, sc: Scenario, progress: bool, poll_s: float | None
+) -> tuple[Summary, float, float, float]:
+    """Run one scenario: its summary, the server's and the client's CPU seconds during it (warm-up excluded), and
+    the fraction of the machine's cores that were busy meanwhile. ``poll_s``: the frugal client's poll interval
+    (None: the timing client)."""
     target = ceiling_target(label, url)
     warm = Scenario(sc.concurrency, sc.warmup or 1, sc.prompt_tokens, sc.output_tokens, True, 0, sc.time_limit_s)
-    asyncio.run(run_scenario(target, warm, progress=False))
-    cpu0 = cpu_seconds(pid)
-    results = asyncio.run(run_scenario(target, Scenario(**{**asdict(sc), "warmup": 0}), progress=progress))
-    return summarize(results), cpu_seconds(pid) - cpu0, results
+    measured = Scenario(**{**asdict(sc), "warmup": 0})
+    if poll_s is not None:
+        run_frugal(target, warm, poll_s=poll_s)
+    else:
+        asyncio.run(run_scenario(target, warm, progress=False))
+    for i in range(measured.num_requests):
+        exact_prompt(measured.prompt_tokens, i)  # built (and cached) before the clocks start
+    cpu0, client0, machine0 = cpu_seconds(pid), time.process_time(), machine_busy()
+    if poll_s is not None:
+        results = run_frugal(target, measured, poll_s=poll_s)
+    else:
+        results = asyncio.run(run_scenario(target, measured, progress=progress))
+    busy = tuple(b - a for a, b in zip(machine0, machine_busy(), strict=True))
+    return summarize(results), cpu_seconds(pid) - cpu0, time.process_time() - client0, busy[0] / max(busy[1], 1e-9)
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores, from ``/proc/stat``."""
+    import psutil
+
+    t = psutil.cpu_times()
+    idle = t.idle + getattr(t, "iowait", 0.0)
+    return sum(t) - idle, sum(t)
+
+
+def ceiling_servers(tmp: Path, api_processes: Sequence[int]) -> dict[str, tuple[list[str], str]]:
+    """name -> (argv, base URL): the bare app, and our server once per API-process count (``ours``, ``ours-2p``...)."""
+    py = sys.executable
+    port = free_port()
+    servers = {"bare": ([py, str(REPO / "scripts" / "bare_sse.py"), "--port", str(port)], f"http://127.0.0.1:{port}")}
+    for count in api_processes:
+        name = "ours" if count == 1 else f"ours-{count}p"
+        config = tmp / f"{name}.yaml"
+        config.write_text(CEILING_CONFIG + (f"server:\n  api_processes: {count}\n" if count > 1 else ""))
+        port = free_port()
+        argv = [py, "-m", "server", "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"]
+        servers[name] = (argv, f"http://127.0.0.1:{port}")
+    return servers
 
 
 def cmd_ceiling(args: argparse.Namespace) -> int:
     """Our server (scripted engine, no model compute) vs a bare FastAPI SSE app streaming the same bytes."""
     out_dir = Path(args.out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
-    config = CEILING_CONFIG + (f"server:\n  api_processes: {args.api_processes}\n" if args.api_processes > 1 else "")
-    (tmp / "scripted.yaml").write_text(config)
-    ours_port, bare_port = free_port(), free_port()
-    py = sys.executable
-    servers = {
-        "ours": (
-            [py, "-m", "server", "serve", "--config", str(tmp / "scripted.yaml"), "--port", str(ours_port),
-             "--log-level", "warning"],
-            f"http://127.0.0.1:{ours_port}",
-        ),
-        "bare": ([py, str(REPO / "scripts" / "bare_sse.py"), "--port", str(bare_port)], f"http://127.0.0.1:{bare_port}"),
-    }  # fmt: skip
+    servers = ceiling_servers(Path(tempfile.mkdtemp(prefix="bench-ceiling-")), args.api_processes)
+    poll_s = args.poll_ms / 1000.0 if args.client == "frugal" else None
     report: dict[str, Any] = {"config": config_of(args), "runs": []}
     with contextlib.ExitStack() as stack:
         procs = {
@@ -706,36 +815,46 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         }
         for rep in range(args.repetitions):
             for concurrency in args.concurrency:
-                for name in ("bare", "ours"):
+                for name in servers:
                     n = args.num_requests or max(args.min_requests, args.requests_per_concurrency * concurrency)
                     sc = Scenario(concurrency, n, args.output_tokens, args.output_tokens, True, 2, args.time_limit)
-                    summary, cpu, _ = measure_ceiling(name, servers[name][1], procs[name].pid, sc, not args.no_progress)
+                    progress = not args.no_progress
+                    summary, cpu, client_cpu, busy = measure_ceiling(
+                        name, servers[name][1], procs[name].pid, sc, progress, poll_s
+                    )
                     per_core = summary.output_tokens / cpu if cpu > 0 else math.nan
-                    events = summary.events_per_request
                     print(
-                        f"rep {rep} {name:<5} c={concurrency:<3} tok/s={summary.output_tokens_per_s:8.0f} "
-                        f"server cpu={cpu:6.2f}s tok/s/core={per_core:8.0f} events/req={events:.1f} "
-                        f"tok/req={summary.mean_output_tokens:.0f} err={summary.errors}"
+                        f"rep {rep} {name:<7} c={concurrency:<3} tok/s={summary.output_tokens_per_s:8.0f} "
+                        f"server cpu={cpu:6.2f}s tok/s/core={per_core:8.0f} client cpu={client_cpu:5.2f}s "
+                        f"cores busy={busy:.0%} "
+                        f"events/req={summary.events_per_request:.1f} tok/req={summary.mean_output_tokens:.0f} "
+                        f"err={summary.errors}"
                     )
                     report["runs"].append(
                         {"rep": rep, "server": name, "concurrency": concurrency, "server_cpu_s": cpu,
-                         "tokens_per_cpu_s": per_core, "summary": asdict(summary)}
+                         "client_cpu_s": client_cpu, "machine_busy": busy, "tokens_per_cpu_s": per_core,
+                         "summary": asdict(summary)}
                     )  # fmt: skip
     report["medians"] = ceiling_medians(report["runs"])
     for c, row in report["medians"].items():
-        print(
-            f"c={c}: ours {row['ours_tok_per_core']:.0f} tok/s/core, bare {row['bare_tok_per_core']:.0f} tok/s/core "
-            f"-> ours/bare {row['ratio_per_core']:.3f}; wall tok/s ours {row['ours_tok_s']:.0f} "
-            f"bare {row['bare_tok_s']:.0f} (ratio {row['ratio_tok_s']:.3f})"
-        )
+        for name in servers:
+            if name == "bare":
+                continue
+            line = (
+                f"c={c}: {name} {row[f'{name}_tok_per_core']:.0f} tok/s/core, bare {row['bare_tok_per_core']:.0f} "
+                f"-> {name}/bare {row[f'{name}_ratio_per_core']:.3f}; wall tok/s {name} {row[f'{name}_tok_s']:.0f} "
+                f"bare {row['bare_tok_s']:.0f}"
+            )
+            if name != "ours" and "ours_tok_s" in row:
+                line += f"; {name}/ours wall tok/s {row[f'{name}_scaling']:.2f}x"
+            print(line)
     write_json(out_dir / "ceiling.json", report)
     panels = {
         "tokens/s per server core": {
-            name: {f"c={c}": row[f"{name}_tok_per_core"] for c, row in report["medians"].items()}
-            for name in ("bare", "ours")
+            name: {f"c={c}": row[f"{name}_tok_per_core"] for c, row in report["medians"].items()} for name in servers
         },
         "tokens/s (wall)": {
-            name: {f"c={c}": row[f"{name}_tok_s"] for c, row in report["medians"].items()} for name in ("bare", "ours")
+            name: {f"c={c}": row[f"{name}_tok_s"] for c, row in report["medians"].items()} for name in servers
         },
     }
     bar_chart(out_dir / "ceiling.png", "front-end ceiling: scripted engine vs bare FastAPI SSE", panels)
@@ -744,16 +863,22 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
 
 
 def ceiling_medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per concurrency: median tokens per server-CPU-second and wall tokens/s for ours and bare, and ratios."""
+    """Per concurrency and server: median tokens per server-CPU-second and wall tokens/s; ratios to bare (per
+    core) and, for ``ours-Np``, the wall tokens/s ratio to ``ours`` (one API process)."""
     out: dict[str, dict[str, float]] = {}
+    names = list(dict.fromkeys(r["server"] for r in runs))
     for c in sorted({r["concurrency"] for r in runs}):
         row: dict[str, float] = {}
-        for name in ("ours", "bare"):
+        for name in names:
             sel = [r for r in runs if r["concurrency"] == c and r["server"] == name]
             row[f"{name}_tok_per_core"] = percentile([r["tokens_per_cpu_s"] for r in sel], 50)
             row[f"{name}_tok_s"] = percentile([r["summary"]["output_tokens_per_s"] for r in sel], 50)
-        row["ratio_per_core"] = row["ours_tok_per_core"] / row["bare_tok_per_core"]
-        row["ratio_tok_s"] = row["ours_tok_s"] / row["bare_tok_s"]
+        for name in names:
+            if name != "bare" and "bare" in names:
+                row[f"{name}_ratio_per_core"] = row[f"{name}_tok_per_core"] / row["bare_tok_per_core"]
+                row[f"{name}_ratio_tok_s"] = row[f"{name}_tok_s"] / row["bare_tok_s"]
+            if name.startswith("ours-") and "ours" in names:
+                row[f"{name}_scaling"] = row[f"{name}_tok_s"] / row["ours_tok_s"]
         out[str(c)] = row
     return out
 
@@ -792,7 +917,16 @@ def build_parser() -> argparse.ArgumentParser:
     ceil.add_argument("--repetitions", type=int, default=3)
     common(ceil)
     ceil.add_argument("--min-requests", type=int, default=48)
-    ceil.add_argument("--api-processes", type=int, default=1, help="our server's server.api_processes")
+    ceil.add_argument(
+        "--api-processes", type=int, nargs="+", default=[1],
+        help="our server's server.api_processes; several (e.g. 1 2): one server each, compared",
+    )  # fmt: skip
+    ceil.add_argument(
+        "--client", choices=("frugal", "full"), default="frugal",
+        help="frugal: a lazy raw-socket reader that leaves the cores to the servers (throughput only); "
+        "full: the timing client of `run` (TTFT/ITL), which costs the server CPU on a small machine",
+    )  # fmt: skip
+    ceil.add_argument("--poll-ms", type=float, default=10.0, help="the frugal client's poll interval")
     ceil.set_defaults(func=cmd_ceiling, concurrency=[1, 8, 32], requests_per_concurrency=16)
     return p
 

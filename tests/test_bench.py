@@ -86,6 +86,40 @@ def test_run_scenario_bounded_count(scripted_server: LiveServer) -> None:
     assert "exactly 9" in (bench.check_token_counts(results, target.route, 9) or "")
 
 
+def test_frugal_client_counts_what_the_timing_client_counts(scripted_server: LiveServer) -> None:
+    target = bench.Target("openai", scripted_server.base_url, bench.ROUTES["openai"], scripted_server.api_key)
+    sc = bench.Scenario(concurrency=3, num_requests=7, prompt_tokens=24, output_tokens=12, warmup=2)
+    frugal = bench.run_frugal(target, sc, poll_s=0.002)
+    timed = asyncio.run(bench.run_scenario(target, sc, progress=False))
+    assert len(frugal) == 7 and all(r.ok for r in frugal), [r.error for r in frugal]
+    assert [r.output_tokens for r in frugal] == [12] * 7  # the usage chunk's completion_tokens
+    assert sorted(r.text_events for r in frugal) == sorted(r.text_events for r in timed)
+    assert all(0 < r.start < r.end for r in frugal)
+    summary = bench.summarize(frugal)
+    assert summary.successes == 7 and summary.output_tokens == 7 * 12 and summary.output_tokens_per_s > 0
+
+
+def test_frugal_client_reports_http_errors(scripted_server: LiveServer) -> None:
+    target = bench.Target("openai", scripted_server.base_url, bench.ROUTES["openai"], "wrong-key")
+    results = bench.run_frugal(target, bench.Scenario(concurrency=2, num_requests=3, output_tokens=4, warmup=0))
+    assert len(results) == 3 and not any(r.ok for r in results)
+    assert all((r.error or "").startswith("HTTP/1.1 401") for r in results)
+
+
+def test_ceiling_medians_ratios_and_scaling() -> None:
+    def run(server: str, per_core: float, tok_s: float) -> dict[str, object]:
+        return {"server": server, "concurrency": 32, "tokens_per_cpu_s": per_core,
+                "summary": {"output_tokens_per_s": tok_s}}  # fmt: skip
+
+    runs = [run("bare", 100.0, 90.0), run("bare", 120.0, 100.0), run("ours", 50.0, 40.0), run("ours", 60.0, 50.0)]
+    runs += [run("ours-2p", 55.0, 81.0), run("ours-2p", 57.0, 89.0)]
+    row = bench.ceiling_medians(runs)["32"]
+    assert row["bare_tok_per_core"] == 110.0 and row["ours_tok_per_core"] == 55.0
+    assert row["ours_ratio_per_core"] == 0.5 and row["ours_ratio_tok_s"] == 45.0 / 95.0
+    assert row["ours-2p_scaling"] == 85.0 / 45.0
+    assert "bare_scaling" not in row and "ours_scaling" not in row
+
+
 # ---- pure functions -------------------------------------------------------------------------------------------
 
 
