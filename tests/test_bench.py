@@ -107,16 +107,17 @@ def test_frugal_client_reports_http_errors(scripted_server: LiveServer) -> None:
 
 
 def test_ceiling_medians_ratios_and_scaling() -> None:
-    def run(server: str, per_core: float, tok_s: float) -> dict[str, object]:
-        return {"server": server, "concurrency": 32, "tokens_per_cpu_s": per_core,
+    def run(rep: int, server: str, per_core: float, tok_s: float) -> dict[str, object]:
+        return {"rep": rep, "server": server, "concurrency": 32, "tokens_per_cpu_s": per_core,
                 "summary": {"output_tokens_per_s": tok_s}}  # fmt: skip
 
-    runs = [run("bare", 100.0, 90.0), run("bare", 120.0, 100.0), run("ours", 50.0, 40.0), run("ours", 60.0, 50.0)]
-    runs += [run("ours-2p", 55.0, 81.0), run("ours-2p", 57.0, 89.0)]
+    runs = [run(0, "bare", 100.0, 90.0), run(1, "bare", 120.0, 100.0), run(2, "bare", 110.0, 95.0)]
+    runs += [run(0, "ours", 50.0, 40.0), run(1, "ours", 60.0, 50.0), run(2, "ours", 55.0, 45.0)]
+    runs += [run(0, "ours-2p", 55.0, 60.0), run(1, "ours-2p", 57.0, 95.0), run(2, "ours-2p", 56.0, 90.0)]
     row = bench.ceiling_medians(runs)["32"]
     assert row["bare_tok_per_core"] == 110.0 and row["ours_tok_per_core"] == 55.0
     assert row["ours_ratio_per_core"] == 0.5 and row["ours_ratio_tok_s"] == 45.0 / 95.0
-    assert row["ours-2p_scaling"] == 85.0 / 45.0
+    assert row["ours-2p_scaling"] == 1.9  # per repetition: 1.5, 1.9, 2.0 (not the ratio of medians, 90 / 45)
     assert "bare_scaling" not in row and "ours_scaling" not in row
 
 
