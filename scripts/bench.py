@@ -472,13 +472,19 @@ async def run_scenario(target: Target, sc: Scenario, *, progress: bool = True, s
     return results
 
 
-def run_frugal(target: Target, sc: Scenario, *, seed: int = 0, poll_s: float = 0.01) -> list[RequestResult]:
+def run_frugal(
+    target: Target, sc: Scenario, *, seed: int = 0, poll_s: float = 0.01, spread: float = 0.0
+) -> list[RequestResult]:
     """A load generator that spends as little CPU as it can, for CPU-bound front-end measurements on few cores.
 
     One thread, plain non-blocking sockets, one ``Connection: close`` request per connection. It reads every
     ``poll_s`` whatever each socket holds (several events per ``recv``), and parses only at the end: the HTTP status,
     ``[DONE]``, the usage chunk's ``completion_tokens`` and the number of content/reasoning events. No TTFT or ITL
     (a lazy reader cannot time events); what it measures is throughput, with the cores left to the server.
+
+    ``spread`` (0..1) varies the requests' lengths, deterministically by index, between ``(1 - spread) *
+    output_tokens`` and ``output_tokens``: requests of one length that start together also end together, and a
+    process then idles until the lazy client notices and sends the next ones.
     """
     import re
     import selectors
@@ -488,8 +494,12 @@ def run_frugal(target: Target, sc: Scenario, *, seed: int = 0, poll_s: float = 0
     url = urlsplit(target.base_url)
     address = (url.hostname or "127.0.0.1", url.port or 80)
 
-    def raw(prompt: str) -> bytes:
-        body = orjson.dumps(target.route.body([{"role": "user", "content": prompt}], True, sc.output_tokens))
+    def length(i: int) -> int:
+        span = int(sc.output_tokens * spread)
+        return sc.output_tokens - (i * 7919) % span if span > 0 else sc.output_tokens
+
+    def raw(prompt: str, max_tokens: int) -> bytes:
+        body = orjson.dumps(target.route.body([{"role": "user", "content": prompt}], True, max_tokens))
         head = {"Host": f"{address[0]}:{address[1]}", "Content-Type": "application/json", "Connection": "close",
                 "Content-Length": str(len(body)), **target.route.auth_header(target.api_key)}  # fmt: skip
         lines = "".join(f"{k}: {v}\r\n" for k, v in head.items())
@@ -508,7 +518,8 @@ def run_frugal(target: Target, sc: Scenario, *, seed: int = 0, poll_s: float = 0
             result.text_events = data.count(b'"delta":{"content":') + data.count(b'"delta":{"reasoning')
         return result
 
-    requests = [raw(exact_prompt(sc.prompt_tokens, seed + i)) for i in range(sc.warmup + sc.num_requests)]
+    count = sc.warmup + sc.num_requests
+    requests = [raw(exact_prompt(sc.prompt_tokens, seed + i), length(i)) for i in range(count)]
     selector = selectors.DefaultSelector()
     results: list[RequestResult] = []
     deadline = time.perf_counter() + sc.time_limit_s
@@ -755,23 +766,23 @@ def ceiling_target(label: str, url: str) -> Target:
 
 
 def measure_ceiling(
-    label: str, url: str, pid: int, sc: Scenario, progress: bool, poll_s: float | None
+    label: str, url: str, pid: int, sc: Scenario, progress: bool, poll_s: float | None, spread: float = 0.0
 ) -> tuple[Summary, float, float, float]:
     """Run one scenario: its summary, the server's and the client's CPU seconds during it (warm-up excluded), and
     the fraction of the machine's cores that were busy meanwhile. ``poll_s``: the frugal client's poll interval
-    (None: the timing client)."""
+    (None: the timing client), ``spread`` its variation of request lengths."""
     target = ceiling_target(label, url)
     warm = Scenario(sc.concurrency, sc.warmup or 1, sc.prompt_tokens, sc.output_tokens, True, 0, sc.time_limit_s)
     measured = Scenario(**{**asdict(sc), "warmup": 0})
     if poll_s is not None:
-        run_frugal(target, warm, poll_s=poll_s)
+        run_frugal(target, warm, poll_s=poll_s, spread=spread)
     else:
         asyncio.run(run_scenario(target, warm, progress=False))
     for i in range(measured.num_requests):
         exact_prompt(measured.prompt_tokens, i)  # built (and cached) before the clocks start
     cpu0, client0, machine0 = cpu_seconds(pid), time.process_time(), machine_busy()
     if poll_s is not None:
-        results = run_frugal(target, measured, poll_s=poll_s)
+        results = run_frugal(target, measured, poll_s=poll_s, spread=spread)
     else:
         results = asyncio.run(run_scenario(target, measured, progress=progress))
     busy = tuple(b - a for a, b in zip(machine0, machine_busy(), strict=True))
@@ -820,7 +831,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
                     sc = Scenario(concurrency, n, args.output_tokens, args.output_tokens, True, 2, args.time_limit)
                     progress = not args.no_progress
                     summary, cpu, client_cpu, busy = measure_ceiling(
-                        name, servers[name][1], procs[name].pid, sc, progress, poll_s
+                        name, servers[name][1], procs[name].pid, sc, progress, poll_s, args.spread
                     )
                     per_core = summary.output_tokens / cpu if cpu > 0 else math.nan
                     print(
@@ -931,6 +942,10 @@ def build_parser() -> argparse.ArgumentParser:
         "full: the timing client of `run` (TTFT/ITL), which costs the server CPU on a small machine",
     )  # fmt: skip
     ceil.add_argument("--poll-ms", type=float, default=10.0, help="the frugal client's poll interval")
+    ceil.add_argument(
+        "--spread", type=float, default=0.5,
+        help="frugal client: request lengths vary between (1 - spread) and 1 times --output-tokens (0: all equal)",
+    )  # fmt: skip
     ceil.set_defaults(func=cmd_ceiling, concurrency=[1, 8, 32], requests_per_concurrency=16)
     return p
 
