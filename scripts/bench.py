@@ -529,15 +529,20 @@ def run_frugal(
         live: dict[socket.socket, tuple[RequestResult, list[bytes]]] = {}
 
         def start() -> None:
-            request = next(queue, None)
-            if request is None or time.perf_counter() > deadline:
+            while (request := next(queue, None)) is not None and time.perf_counter() <= deadline:
+                result = RequestResult(ok=False, start=time.perf_counter())
+                try:
+                    sock = socket.create_connection(address, timeout=10)
+                    sock.sendall(request)
+                except OSError as exc:  # refused, reset: this request failed, the next one takes its place
+                    result.end, result.error = time.perf_counter(), f"{type(exc).__name__}: {exc}"
+                    if keep:
+                        results.append(result)
+                    continue
+                sock.setblocking(False)
+                selector.register(sock, selectors.EVENT_READ)
+                live[sock] = (result, [])
                 return
-            result = RequestResult(ok=False, start=time.perf_counter())
-            sock = socket.create_connection(address)
-            sock.sendall(request)
-            sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
-            live[sock] = (result, [])
 
         for _ in range(sc.concurrency):
             start()

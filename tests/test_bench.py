@@ -106,6 +106,13 @@ def test_frugal_client_reports_http_errors(scripted_server: LiveServer) -> None:
     assert all((r.error or "").startswith("HTTP/1.1 401") for r in results)
 
 
+def test_frugal_client_reports_a_refused_connection() -> None:
+    target = bench.Target("openai", f"http://127.0.0.1:{bench.free_port()}", bench.ROUTES["openai"])
+    results = bench.run_frugal(target, bench.Scenario(concurrency=2, num_requests=3, output_tokens=4, warmup=1))
+    assert len(results) == 3 and not any(r.ok for r in results)
+    assert all((r.error or "").startswith("ConnectionRefusedError") for r in results)
+
+
 def test_ceiling_medians_ratios_and_scaling() -> None:
     def run(rep: int, server: str, per_core: float, tok_s: float) -> dict[str, object]:
         return {"rep": rep, "server": server, "concurrency": 32, "tokens_per_cpu_s": per_core,
