@@ -779,17 +779,17 @@ def measure_ceiling(
     target = ceiling_target(label, url)
     warm = Scenario(sc.concurrency, sc.warmup or 1, sc.prompt_tokens, sc.output_tokens, True, 0, sc.time_limit_s)
     measured = Scenario(**{**asdict(sc), "warmup": 0})
-    if poll_s is not None:
-        run_frugal(target, warm, poll_s=poll_s, spread=spread)
-    else:
-        asyncio.run(run_scenario(target, warm, progress=False))
+
+    def load(scenario: Scenario, show: bool) -> list[RequestResult]:
+        if poll_s is not None:
+            return run_frugal(target, scenario, poll_s=poll_s, spread=spread)
+        return asyncio.run(run_scenario(target, scenario, progress=show))
+
+    load(warm, False)
     for i in range(measured.num_requests):
         exact_prompt(measured.prompt_tokens, i)  # built (and cached) before the clocks start
     cpu0, client0, machine0 = cpu_seconds(pid), time.process_time(), machine_busy()
-    if poll_s is not None:
-        results = run_frugal(target, measured, poll_s=poll_s, spread=spread)
-    else:
-        results = asyncio.run(run_scenario(target, measured, progress=progress))
+    results = load(measured, progress)
     busy = tuple(b - a for a, b in zip(machine0, machine_busy(), strict=True))
     return summarize(results), cpu_seconds(pid) - cpu0, time.process_time() - client0, busy[0] / max(busy[1], 1e-9)
 
@@ -885,6 +885,11 @@ def ceiling_medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     names = list(dict.fromkeys(r["server"] for r in runs))
     for c in sorted({r["concurrency"] for r in runs}):
         row: dict[str, float] = {}
+        # wall tokens/s by (server, repetition): the scaling is paired by repetition (each pair ran back to back, so
+        # a drift in machine load hits both alike)
+        wall = {
+            (r["server"], r.get("rep", 0)): r["summary"]["output_tokens_per_s"] for r in runs if r["concurrency"] == c
+        }
         for name in names:
             sel = [r for r in runs if r["concurrency"] == c and r["server"] == name]
             row[f"{name}_tok_per_core"] = percentile([r["tokens_per_cpu_s"] for r in sel], 50)
@@ -894,9 +899,6 @@ def ceiling_medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
                 row[f"{name}_ratio_per_core"] = row[f"{name}_tok_per_core"] / row["bare_tok_per_core"]
                 row[f"{name}_ratio_tok_s"] = row[f"{name}_tok_s"] / row["bare_tok_s"]
             if name.startswith("ours-") and "ours" in names:
-                # paired by repetition (each pair ran back to back, so a drift in machine load hits both alike)
-                wall = {(r["server"], r.get("rep", 0)): r["summary"]["output_tokens_per_s"] for r in runs
-                        if r["concurrency"] == c}  # fmt: skip
                 pairs = [v / wall[("ours", rep)] for (n, rep), v in wall.items() if n == name and ("ours", rep) in wall]
                 row[f"{name}_scaling"] = percentile(pairs, 50)
         out[str(c)] = row
