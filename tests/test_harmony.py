@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from server.harmony.decode import MAX_HEADER_TOKENS, HarmonyDecoder, sanitize_tool_name
-from server.harmony.encoding import get_encoding
+from server.harmony.encoding import CHANNEL, END, START, VOCAB_SIZE, get_encoding
 from server.harmony.render import HarmonyRenderer, RenderOptions
 from server.types import ChatMessage, ChatRequest, FunctionTool, ToolCall, ToolChoice
 
@@ -202,6 +202,7 @@ class _EagerDecoder(HarmonyDecoder):
     """Every token to harmony's parser as it arrives: the reference the header hold-back must equal."""
 
     DEFER_HEADER_TOKENS = False
+    DECODE_BODY = False
 
 
 def _random_turn(rng: random.Random) -> list[int]:
@@ -241,6 +242,39 @@ def _decode_all(decoder: HarmonyDecoder, ids: list[int], rng: random.Random) -> 
         "rejected_tokens": decoder.rejected_tokens,
         "tool_calls": decoder.has_tool_calls,
     }
+
+
+def _byte_tokens() -> list[int]:
+    """Ids whose text is a lone byte from 0x80 up (pieces of multi-byte characters, or invalid on their own)."""
+    enc = get_encoding()
+    return [t for t in range(1024) if len(b := enc._inner.decode_bytes([t])) == 1 and b[0] >= 0x80]
+
+
+def test_message_bodies_decode_exactly_as_harmony_streams_them() -> None:
+    """Body text split anywhere inside UTF-8 sequences, invalid bytes, control tokens and ids beyond the vocabulary
+    in a body: the decoder's own body decoding equals the parser's ``last_content_delta``, token by token."""
+    enc = get_encoding()
+    lone = _byte_tokens()
+    assert len(lone) > 100
+    words = enc.encode("naïve 日本語 🙂 ok", allowed_special="all")
+    header = enc.encode("<|channel|>final<|message|>", allowed_special="all")
+    for seed in range(400):
+        rng = random.Random(seed)
+        ids = list(header)
+        for _ in range(rng.randrange(1, 40)):
+            roll = rng.random()
+            if roll < 0.6:
+                ids.append(rng.choice(lone))
+            elif roll < 0.85:
+                ids.append(rng.choice(words))
+            elif roll < 0.95:
+                ids.append(rng.choice((CHANNEL, 200_013, 199_999, START)))
+            else:
+                ids.append(rng.choice((END, VOCAB_SIZE + 7)))
+                ids += [START, *enc.encode("assistant"), *header] if ids[-1] == END else []
+        eager = _decode_all(_EagerDecoder(_ids()), ids, random.Random(seed))
+        own = _decode_all(HarmonyDecoder(_ids()), ids, random.Random(seed))
+        assert own == eager, f"seed {seed}: {ids}"
 
 
 def _ids() -> Callable[[], str]:

@@ -12,7 +12,9 @@ Cost: in a message header harmony's parser spends tens of microseconds per token
 holds them back and feeds them just before the header's ``<|message|>``. The parser sees the same tokens in the same
 order; a header that never closes (a random-weight model's output) is never fed at all, and the parser itself is
 made only when a token must reach it. A token the parser would refuse while it waits for ``<|start|>`` is refused
-without it.
+without it. In a message body the parser decodes each token and re-tokenizes the text it got (for its message
+list, which the decoder never reads); the decoder decodes body tokens itself instead, exactly as the parser's
+``last_content_delta`` reports them (``_BodyText``), and gives the parser only the token that ends the message.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 _ALNUM = string.ascii_letters + string.digits
 _TOOL_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-.]")
 _MESSAGE_END = frozenset((END, RETURN, CALL))
+_CONTENT = StreamState.CONTENT
+_REPLACEMENT = "\ufffd"
+_TOKEN_BYTES: dict[int, bytes] = {}  # each id's bytes, filled as ids come
 # Real headers (``<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>``) are a few tokens
 # long. A "header" longer than this is not harmony at all: the decoder switches to raw mode.
 MAX_HEADER_TOKENS = 64
@@ -42,6 +47,53 @@ MAX_HEADER_TOKENS = 64
 def new_call_id() -> str:
     """``call_`` + 24 letters and digits (the tool-call id format of OpenAI's API)."""
     return "call_" + "".join(secrets.choice(_ALNUM) for _ in range(24))
+
+
+class _BodyText:
+    """A message body's text as harmony's parser streams it (``last_content_delta`` per token): a token's bytes
+    joined to any bytes held back; a valid UTF-8 prefix comes out at once; an incomplete sequence at the end waits
+    for the next token; an invalid one becomes one U+FFFD and the bytes after it wait for the next token; a token
+    that cannot be decoded at all holds back the rest of the message (bytes of every id are cached)."""
+
+    __slots__ = ("_held", "_stuck")
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._stuck = False
+
+    def reset(self) -> None:
+        self._held, self._stuck = b"", False
+
+    def feed(self, token: int) -> str | None:
+        if self._stuck:
+            return None
+        raw = _TOKEN_BYTES.get(token)
+        if raw is None:
+            raw = self._token_bytes(token)
+            if raw is None:
+                self._stuck = True
+                return None
+        data = self._held + raw if self._held else raw
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as exc:
+            valid = data[: exc.start].decode()
+            if exc.end == len(data) and exc.reason == "unexpected end of data":
+                self._held = data[exc.start :]
+                return valid or None
+            self._held = data[exc.end :]
+            return valid + _REPLACEMENT
+        self._held = b""
+        return text
+
+    @staticmethod
+    def _token_bytes(token: int) -> bytes | None:
+        try:
+            raw = get_encoding()._inner.decode_bytes([token])
+        except HarmonyError:
+            return None
+        _TOKEN_BYTES[token] = raw = bytes(raw)
+        return raw
 
 
 def sanitize_tool_name(recipient: str) -> str:
@@ -55,9 +107,11 @@ class HarmonyDecoder:
     """Stateful decoder for one assistant turn."""
 
     DEFER_HEADER_TOKENS = True  # hold a header's tokens back (off: each goes to the parser at once)
+    DECODE_BODY = True  # decode message bodies here (off: the parser decodes them)
 
     __slots__ = (
         "_body",
+        "_body_text",
         "_call_index",
         "_call_open",
         "_channel",
@@ -94,13 +148,22 @@ class HarmonyDecoder:
         self._raw: codecs.IncrementalDecoder | None = None  # set once the output is not harmony
         self._state = StreamState.HEADER  # the parser's, read after each control token (it starts in a header)
         self._deferred: list[int] = []  # header tokens not yet fed to the parser
+        self._body_text = _BodyText()
 
     def feed(self, token_ids: Sequence[int]) -> Delta:
         delta = Delta()
         if self._raw is not None:
             delta.content = self._raw_text(token_ids)
             return delta
+        body_text = self._body_text if self.DECODE_BODY else None
         for index, token in enumerate(token_ids):
+            if body_text is not None and self._state is _CONTENT and token not in _MESSAGE_END:
+                if self._channel == "analysis":
+                    self.reasoning_tokens += 1
+                text = body_text.feed(token)
+                if text:
+                    self._emit(delta, text)
+                continue
             if not self._body and len(self._pending) >= MAX_HEADER_TOKENS and self._state != StreamState.CONTENT:
                 delta.content += self._start_raw(list(token_ids[index:]))
                 return delta
@@ -142,15 +205,7 @@ class HarmonyDecoder:
                 self.reasoning_tokens += 1
             text = parser.last_content_delta
             if text:
-                self._body = True
-                if self._dropped:
-                    pass
-                elif self._recipient is not None:
-                    self._tool_text(delta, self._recipient, text)
-                elif self._channel == "analysis":
-                    delta.reasoning += text
-                else:
-                    delta.content += text
+                self._emit(delta, text)
             if token in _MESSAGE_END:
                 if self._recipient is not None and not self._call_open:
                     self._tool_text(delta, self._recipient, "")  # a call whose arguments were empty still is a call
@@ -159,7 +214,20 @@ class HarmonyDecoder:
                 self._pending.append(token)
         return delta
 
+    def _emit(self, delta: Delta, text: str) -> None:
+        """Body text of the message in progress: reasoning, answer or a tool call's arguments."""
+        self._body = True
+        if self._dropped:
+            pass
+        elif self._recipient is not None:
+            self._tool_text(delta, self._recipient, text)
+        elif self._channel == "analysis":
+            delta.reasoning += text
+        else:
+            delta.content += text
+
     def _end_message(self) -> None:
+        self._body_text.reset()
         self._pending.clear()
         self._call_open = False
         self._body = False
