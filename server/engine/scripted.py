@@ -178,8 +178,8 @@ class ScriptedEngine:
         if event is not None:
             event.set()
 
-    def last_user_text(self, prompt: list[int]) -> str:
-        """The content of the last user message in a rendered harmony prompt."""
+    def last_user_tokens(self, prompt: list[int]) -> list[int]:
+        """The content tokens of the last user message in a rendered harmony prompt."""
         user = self._user
         for i in range(len(prompt) - 1, -1, -1):
             if prompt[i] == START and prompt[i + 1 : i + 1 + len(user)] == user:
@@ -187,9 +187,14 @@ class ScriptedEngine:
                     begin = prompt.index(MESSAGE, i) + 1
                     end = prompt.index(END, begin)
                 except ValueError:
-                    return ""
-                return self._encoding.decode(prompt[begin:end])
-        return ""
+                    return []
+                return prompt[begin:end]
+        return []
+
+    def last_user_text(self, prompt: list[int]) -> str:
+        """The content of the last user message in a rendered harmony prompt."""
+        tokens = self.last_user_tokens(prompt)
+        return self._encoding.decode(tokens) if tokens else ""
 
     def last_tool_output(self, prompt: list[int]) -> str | None:
         """The result text when the prompt's last message (before ``<|start|>assistant``) is a tool's, else None."""
@@ -213,8 +218,8 @@ class ScriptedEngine:
         return sum(1 for i, token in enumerate(prompt) if token == START and prompt[i + 1 : i + 1 + n] == user)
 
     def script_for(self, prompt: list[int]) -> list[int]:
-        user_text = self.last_user_text(prompt)
         if self._settings.mode == "replay":
+            user_text = self.last_user_text(prompt)
             tool_output = self.last_tool_output(prompt)
             turns = self.user_turns(prompt)
             for rule in self._rules:
@@ -224,8 +229,11 @@ class ScriptedEngine:
                     continue
                 if rule.pattern is None or rule.pattern.search(user_text):
                     return list(rule.token_ids)
-        # the echoed text is plain text: a user spelling "<|return|>" gets no control token
-        text = self._encoding.encode(user_text, disallowed_special=())
+        # the echoed text is plain text: a user spelling "<|return|>" gets no control token (a rendered message's
+        # text holds none: its tokens are the echo as they are)
+        text = self.last_user_tokens(prompt)
+        if text and max(text) >= FIRST_SPECIAL_ID:
+            text = self._encoding.encode(self._encoding.decode(text), disallowed_special=())
         return [*self._final_header, *text, RETURN]
 
     def _cached_prefix(self, prompt: list[int], salt: str | None = None) -> int | None:
