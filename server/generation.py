@@ -70,13 +70,29 @@ class Generation:
         self._pending: Delta | None = None
         self._steps = 0  # engine steps in ``_pending``
         self._sent_any = False
+        # no stop strings, no min_tokens, reasoning kept: a step of tokens alone is just decoded (``take``)
+        self._plain = not self.stops and min_tokens == 0 and keep_reasoning
 
     # ---- per engine step -----------------------------------------------------------------------
 
     def take(self, step: EngineStep) -> Delta | None:
         """Account for one engine step; returns a delta when one is due to be sent."""
-        delta = self.decode(step)
-        self.match_stops(delta)
+        ids = step.token_ids
+        if (
+            self._plain
+            and ids
+            and step.logprobs is None
+            and step.prompt_logprobs is None
+            and step.cached_tokens is None
+            and step.kv_transfer_params is None
+            and self.timings.first_token is not None
+        ):  # the common step: what ``decode`` and ``match_stops`` would do
+            self.completion_tokens += len(ids)
+            delta = self.decoder.feed(ids)
+            delta.token_ids = ids
+        else:
+            delta = self.decode(step)
+            self.match_stops(delta)
         self._pending = delta if self._pending is None else merge(self._pending, delta)
         self._steps += 1
         if self.stopped_by_text:
@@ -127,7 +143,11 @@ class Generation:
     def batch(self) -> Delta | None:
         """The pending delta, if it is due: the first text at once, later text every ``interval`` engine steps."""
         pending = self._pending
-        if pending is None or not visible(pending) or (self._sent_any and self._steps < self.interval):
+        if (
+            pending is None
+            or not (pending.content or pending.reasoning or pending.tool_calls)
+            or (self._sent_any and self._steps < self.interval)
+        ):
             return None
         self._pending, self._steps, self._sent_any = None, 0, True
         return pending

@@ -402,17 +402,27 @@ class ChatService:
             if fault is not None:
                 engine_steps = fault.pace(engine_steps)
             try:
-                async for step in engine_steps:
-                    if fault is not None and fault.strikes_now():
-                        break  # an injected fault before the first delta
-                    self._dequeue(prepared)  # prefill is done once the engine answers
-                    delta = run.take(step)
-                    if delta is not None:
-                        yield delta
-                        if fault is not None and fault.count_delta():
+                if fault is None:
+                    async for step in engine_steps:
+                        if prepared.queued:
+                            self._dequeue(prepared)  # prefill is done once the engine answers
+                        delta = run.take(step)
+                        if delta is not None:
+                            yield delta
+                        if run.done:
+                            break  # closing the engine stream below aborts the request
+                else:
+                    async for step in engine_steps:
+                        if fault.strikes_now():
+                            break  # an injected fault before the first delta
+                        self._dequeue(prepared)
+                        delta = run.take(step)
+                        if delta is not None:
+                            yield delta
+                            if fault.count_delta():
+                                break
+                        if run.done:
                             break
-                    if run.done:
-                        break  # closing the engine stream below aborts the request
             except (EngineUnavailableError, InvalidRequestError) as exc:
                 run.fail(exc.message, exc)
             except Exception as exc:

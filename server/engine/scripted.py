@@ -87,6 +87,9 @@ def top_logprobs(token: int, count: int) -> list[tuple[int, float]]:
 def with_min_tokens(tokens: list[int], stops: set[int], min_tokens: int, filler: int) -> list[int]:
     """The script as vLLM's min_tokens lets it out: no stop token (nor the script's end) before min_tokens tokens;
     ``filler`` tokens take their place until then."""
+    if min_tokens <= 0:
+        ends = [tokens.index(stop) for stop in stops if stop in tokens]
+        return tokens[: min(ends) + 1] if ends else list(tokens)
     out: list[int] = []
     for token in tokens:
         if token in stops:
@@ -311,14 +314,7 @@ class ScriptedEngine:
                     finish = "length"
                 if finish is not None:
                     reason = finish
-                yield EngineStep(
-                    [token],
-                    finish_reason=finish,
-                    stop_reason=stop_reason,
-                    logprobs=logprobs,
-                    cached_tokens=cached,
-                    prompt_logprobs=prompt_logprobs,
-                )
+                yield EngineStep([token], finish, stop_reason, logprobs, cached, prompt_logprobs)
                 if finish is not None:
                     return
             # the script ran out without a stop token: the turn ends like an EOS
