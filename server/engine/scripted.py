@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+import types
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,12 @@ def load_rules(settings: ScriptedSettings) -> list[ScriptRule]:
 PREFIX_BLOCK = 16  # vLLM's default KV-cache block size
 PREFIX_CACHE_PROMPTS = 64  # earlier prompts remembered
 ALTERNATIVE_STRIDE = 7919  # a prime: the alternatives of one token are distinct ids
+
+
+@types.coroutine
+def _next_turn() -> Generator[None, None, None]:
+    """Let the event loop run once (``asyncio.sleep(0)`` without its call): an engine's step boundary."""
+    yield
 
 
 def top_logprobs(token: int, count: int) -> list[tuple[int, float]]:
@@ -287,16 +294,31 @@ class ScriptedEngine:
         stats = self._metrics
         stats.waiting.inc()
         started, produced, reason = time.monotonic(), 0, "abort"
+        # The step that ends the run is known up front: the first stop token (checked before max_tokens, so a stop
+        # token that is the last allowed one is a stop), else the max_tokens-th token; steps before it (but the
+        # first, which carries the first-step data) are the token alone.
+        stop_at = min((tokens.index(stop) for stop in stops if stop in tokens), default=len(tokens))
+        last = min(stop_at, max(1, request.max_tokens) - 1)
+        ending: EngineFinish | None = None
+        if last < len(tokens):
+            ending = "stop" if last == stop_at else "length"
+            tokens = tokens[: last + 1]
+        plain_until = len(tokens) if ending is not None else len(tokens) + 1  # ``produced`` below this: plain
+        if want_logprobs:
+            plain_until = 0
         try:
             for produced, token in enumerate(tokens, start=1):
                 if delay:
                     await asyncio.sleep(delay)
                 else:
-                    await asyncio.sleep(0)
+                    await _next_turn()
                 if aborted.is_set():
                     produced -= 1
                     yield EngineStep([], finish_reason="abort")
                     return
+                if 1 < produced < plain_until:
+                    yield EngineStep([token])
+                    continue
                 logprobs = [TokenLogprob(token, 0.0, top_logprobs(token, alternatives))] if want_logprobs else None
                 prompt_logprobs = None
                 if produced == 1:
@@ -306,14 +328,10 @@ class ScriptedEngine:
                     cached = None  # reported with the first step only
                 finish: EngineFinish | None = None
                 stop_reason: int | None = None
-                if token in stops:
+                if produced == len(tokens) and ending is not None:
                     # like vLLM: the model's EOS token (<|return|>) is no "stop reason"; other stop tokens are
-                    finish = "stop"
-                    stop_reason = None if token == eos else token
-                elif produced >= request.max_tokens:
-                    finish = "length"
-                if finish is not None:
-                    reason = finish
+                    finish = reason = ending
+                    stop_reason = None if ending == "length" or token == eos else token
                 yield EngineStep([token], finish, stop_reason, logprobs, cached, prompt_logprobs)
                 if finish is not None:
                     return
