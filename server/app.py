@@ -39,6 +39,7 @@ from server.http.framing import FramingErrorMiddleware
 from server.http.jsonio import dumps
 from server.http.requestlog import RequestLogMiddleware
 from server.http.routing import is_gated, validation_error
+from server.http.streamed import allow_body_lane
 from server.sealing import Sealer
 from server.service import ChatService
 from server.settings import Settings
@@ -247,5 +248,7 @@ def create_app(
     # outermost: every response carries X-Request-Id, and every request is logged once
     server = settings.server
     app.add_middleware(RequestLogMiddleware, api_of=api_of, fmt=server.log_format, log_probes=server.log_probes)
+    # each of these reads only a response's head: streamed bodies may go straight to the connection
+    allow_body_lane(app, (FaultMiddleware, FramingErrorMiddleware, CORSMiddleware, RequestLogMiddleware))
 
     return app

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from starlette.responses import StreamingResponse
-
 from routes.ollama.errors import error_body, go_json
 from routes.ollama.response import (
     Reply,
@@ -25,14 +23,15 @@ from routes.ollama.response import (
     tool_calls_body,
 )
 from server.errors import ServerError
+from server.http.streamed import StreamedResponse
 from server.service import add_tool_call_parts
 from server.types import Delta, Event, Finish, ToolCall
 
 NDJSON = "application/x-ndjson"
 
 
-def ndjson_response(body: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(body, media_type=NDJSON)
+def ndjson_response(body: AsyncIterator[bytes]) -> StreamedResponse:
+    return StreamedResponse(body, media_type=NDJSON)
 
 
 def _line(value: dict[str, Any]) -> bytes:

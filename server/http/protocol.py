@@ -14,6 +14,8 @@ loop). ``GuardedHttpProtocol`` adds, from the ``server`` settings:
 - malformed framing: see ``server/http/framing.py`` (the owning route's 400 when the request line was readable,
   else a plain 400 and close).
 
+Each request's scope also carries the connection's own ``send`` for streamed bodies (``server/http/streamed.py``).
+
 Refusals made here are plain text (``connection: close``); the connection is then shut for writing and the rest
 of the client's input discarded for at most ``LINGER_S`` seconds, so that the client reads the answer rather than a
 reset. Idle keep-alive connections close after ``keep_alive_timeout_s`` (uvicorn's own ``timeout_keep_alive``).
@@ -37,6 +39,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from server.http.framing import mark_framing_error
+from server.http.streamed import offer_body_send
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -158,6 +161,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()  # may raise (an unparsable URL): the head is then refused as malformed
+        offer_body_send(self.scope, self.cycle.send)  # streamed bodies' short way (``server/http/streamed.py``)
         self._awaiting_head = self._in_head = False
         self._in_body = True
 

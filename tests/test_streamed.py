@@ -1,0 +1,113 @@
+"""Streamed bodies' short way to the socket (``server/http/streamed.py``), on the production server over 127.0.0.1.
+
+A streamed answer's head passes the whole middleware stack; its body goes straight to the connection only while every
+installed middleware is one known to pass body messages through. A middleware that may read bodies closes the lane:
+it then sees every byte the client gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from server.app import create_app
+from server.http.faults import FaultMiddleware
+from server.http.framing import FramingErrorMiddleware
+from server.http.requestlog import RequestLogMiddleware
+from server.http.server import build_server
+from server.http.streamed import allow_body_lane, body_lane_allowed
+from server.settings import Settings
+from tests.helpers import API_KEY, free_port, scripted_settings, wait_ready
+
+CHAT = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "say something"}], "stream": True}
+
+
+class BodyCounter:
+    """Counts the response heads and body bytes that pass it (of the answers, not of the health probes)."""
+
+    def __init__(self, app: Any, seen: dict[str, int]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("path") == "/health":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.seen["heads"] += 1
+            elif message["type"] == "http.response.body":
+                self.seen["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, counting)
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI, settings: Settings) -> Iterator[str]:
+    server = build_server(app)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{settings.server.port}"
+    try:
+        wait_ready(base, 60)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def settings_for(tmp_path: Path, **server: Any) -> Settings:
+    settings = scripted_settings(tmp_path)
+    section = settings.server.model_copy(update={"host": "127.0.0.1", "port": free_port(), **server})
+    return settings.model_copy(update={"server": section})
+
+
+def stream(base: str, path: str = "/v1/chat/completions", **fields: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    response = httpx.post(base + path, json={**CHAT, **fields}, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_the_server_s_own_middlewares_leave_the_lane_open(tmp_path: Path) -> None:
+    assert body_lane_allowed(create_app(scripted_settings(tmp_path)))
+    settings = scripted_settings(tmp_path)
+    cors = settings.server.model_copy(update={"cors_allow_origins": ["https://app.example"]})
+    faults = settings.testing.model_copy(update={"faults_enabled": True})
+    app = create_app(settings.model_copy(update={"server": cors, "testing": faults}))
+    kinds = {middleware.cls for middleware in app.user_middleware}
+    assert {FaultMiddleware, FramingErrorMiddleware, RequestLogMiddleware} <= kinds and len(kinds) == 4
+    assert body_lane_allowed(app)
+    app.add_middleware(GZipMiddleware)
+    assert not body_lane_allowed(app)
+
+
+@pytest.mark.parametrize("transparent", [True, False], ids=["lane", "no-lane"])
+def test_a_streamed_body_passes_the_stack_only_without_the_lane(tmp_path: Path, transparent: bool) -> None:
+    settings = settings_for(tmp_path)
+    app = create_app(settings)
+    seen = {"heads": 0, "bytes": 0}
+    app.add_middleware(BodyCounter, seen=seen)
+    if transparent:  # declared as passing bodies through: the lane stays open
+        allow_body_lane(app, {*app.state.body_transparent, BodyCounter})
+    with serving(app, settings) as base:
+        response = stream(base)
+        ndjson = stream(base, "/api/chat", model="gpt-oss:120b")
+    body = response.content
+    assert body.startswith(b"data: {") and body.endswith(b"data: [DONE]\n\n")
+    assert response.headers["x-request-id"] and response.headers["content-type"].startswith("text/event-stream")
+    assert ndjson.content.endswith(b"\n")
+    assert b'"done":true' in ndjson.content.splitlines()[-1]
+    assert seen["heads"] == 2  # every head passes the stack
+    # the bodies: none of their bytes pass a middleware on the lane; every byte does without it
+    assert seen["bytes"] == (0 if transparent else len(body) + len(ndjson.content))
