@@ -90,6 +90,13 @@ class Generation:
             self.completion_tokens += len(ids)
             delta = self.decoder.feed(ids)
             delta.token_ids = ids
+            if self._pending is None and self.interval == 1 and step.finish_reason is None:  # what ``batch`` does
+                self._steps = 0
+                if delta.content or delta.reasoning or delta.tool_calls:
+                    self._sent_any = True
+                    return delta
+                self._pending, self._steps = delta, 1
+                return None
         else:
             delta = self.decode(step)
             self.match_stops(delta)

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from routes.shared.vllm_response import VllmShape, openai_logprobs, stream_usage_body, tool_call_delta
 from server.choices import IndexedEvent
 from server.http.jsonio import SSE_DONE, dumps, sse_event
@@ -71,6 +73,7 @@ async def encode_stream(
     content_heads = [h + b'"content":' for h in heads]
     reasoning_heads = [h + dumps(shape.reasoning_key) + b":" for h in heads]
     plain_text = not return_token_ids and not continuous
+    text_json = orjson.dumps  # of a str: the bytes ``dumps`` gives, without its call
 
     first_extra = {"prompt_token_ids": request.prompt_token_ids} if return_token_ids else {}
     for index in range(request.n):
@@ -79,13 +82,13 @@ async def encode_stream(
     try:
         async for index, event in events:
             if isinstance(event, Delta):
-                generated[index] += len(event.token_ids)
-                if plain_text and event.logprobs is None and not event.tool_calls:
+                if plain_text and event.logprobs is None and not event.tool_calls:  # (no continuous usage either)
                     if event.reasoning:
-                        yield reasoning_heads[index] + dumps(event.reasoning) + tail
+                        yield reasoning_heads[index] + text_json(event.reasoning) + tail
                     if event.content:
-                        yield content_heads[index] + dumps(event.content) + tail
+                        yield content_heads[index] + text_json(event.content) + tail
                     continue
+                generated[index] += len(event.token_ids)
                 logprobs = openai_logprobs(event.logprobs, request.tokens_as_ids)
                 ids = {"token_ids": event.token_ids} if return_token_ids else {}
                 if event.reasoning:

@@ -152,6 +152,15 @@ class HarmonyDecoder:
 
     def feed(self, token_ids: Sequence[int]) -> Delta:
         delta = Delta()
+        if len(token_ids) == 1 and self._state is _CONTENT and self.DECODE_BODY and token_ids[0] not in _MESSAGE_END:
+            # the common step: one token of a message body (what the loop below does with it; raw output never
+            # gets here, as it starts outside a body and then leaves the state as it was)
+            if self._channel == "analysis":
+                self.reasoning_tokens += 1
+            text = self._body_text.feed(token_ids[0])
+            if text:
+                self._emit(delta, text)
+            return delta
         if self._raw is not None:
             delta.content = self._raw_text(token_ids)
             return delta
