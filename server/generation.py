@@ -70,8 +70,9 @@ class Generation:
         self._pending: Delta | None = None
         self._steps = 0  # engine steps in ``_pending``
         self._sent_any = False
-        # no stop strings, no min_tokens, reasoning kept: a step of tokens alone is just decoded (``take``)
-        self._plain = not self.stops and min_tokens == 0 and keep_reasoning
+        # no stop strings, reasoning kept: a step of one token (or of any number past ``min_tokens``, which only
+        # protects text from stop strings) is just decoded (``take``)
+        self._plain = not self.stops and keep_reasoning
 
     # ---- per engine step -----------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class Generation:
         if (
             self._plain
             and ids
+            and (len(ids) == 1 or self.completion_tokens >= self.min_tokens)
             and step.logprobs is None
             and step.prompt_logprobs is None
             and step.cached_tokens is None

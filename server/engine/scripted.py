@@ -94,17 +94,11 @@ def top_logprobs(token: int, count: int) -> list[tuple[int, float]]:
 def with_min_tokens(tokens: list[int], stops: set[int], min_tokens: int, filler: int) -> list[int]:
     """The script as vLLM's min_tokens lets it out: no stop token (nor the script's end) before min_tokens tokens;
     ``filler`` tokens take their place until then."""
-    if min_tokens <= 0:
-        ends = [tokens.index(stop) for stop in stops if stop in tokens]
-        return tokens[: min(ends) + 1] if ends else list(tokens)
-    out: list[int] = []
-    for token in tokens:
-        if token in stops:
-            out.extend([filler] * max(0, min_tokens - len(out)))
-            out.append(token)
-            return out
-        out.append(token)
-    return out + [filler] * max(0, min_tokens - len(out))
+    ends = [tokens.index(stop) for stop in stops if stop in tokens]
+    if not ends:
+        return tokens + [filler] * max(0, min_tokens - len(tokens))
+    end = min(ends)
+    return [*tokens[:end], *[filler] * max(0, min_tokens - end), tokens[end]]
 
 
 class ScriptedEngine:
