@@ -155,9 +155,19 @@ class HarmonyDecoder:
         if len(token_ids) == 1 and self._state is _CONTENT and self.DECODE_BODY and token_ids[0] not in _MESSAGE_END:
             # the common step: one token of a message body (what the loop below does with it; raw output never
             # gets here, as it starts outside a body and then leaves the state as it was)
+            token = token_ids[0]
             if self._channel == "analysis":
                 self.reasoning_tokens += 1
-            text = self._body_text.feed(token_ids[0])
+            body_text = self._body_text
+            raw = _TOKEN_BYTES.get(token)
+            text: str | None
+            if raw is not None and not body_text._held and not body_text._stuck:  # what ``_BodyText.feed`` does
+                try:
+                    text = raw.decode()
+                except UnicodeDecodeError:
+                    text = body_text.feed(token)
+            else:
+                text = body_text.feed(token)
             if text:
                 self._emit(delta, text)
             return delta
