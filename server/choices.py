@@ -87,18 +87,9 @@ def stream_all(service: ChatService, choices: list[PreparedRequest]) -> AsyncIte
     the other choices are then aborted, as they are when the stream is closed early (a client disconnect).
     Call ``admit_all`` first.
     """
-    streams = [service.stream(prepared) for prepared in choices]
-    if len(streams) == 1:
-        return _single(streams[0])
-    return _interleave(streams)
-
-
-async def _single(events: AsyncIterator[Event]) -> AsyncIterator[IndexedEvent]:
-    try:
-        async for event in events:
-            yield 0, event
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
+    if len(choices) == 1:
+        return service.stream_indexed(choices[0], 0)
+    return _interleave([service.stream(prepared) for prepared in choices])
 
 
 _DONE = object()  # a pump's last item: its choice's stream has ended

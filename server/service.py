@@ -16,6 +16,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from server import requestlog
 from server.engine.base import Engine, GenerationRequest
@@ -380,11 +381,20 @@ class ChatService:
 
         Closing this iterator early (client disconnect, cancellation) aborts the engine request.
         """
-        events = self._run(prepared)
+        return self._open(prepared, None)
+
+    def stream_indexed(self, prepared: PreparedRequest, index: int) -> AsyncIterator[tuple[int, Event]]:
+        """``stream`` as ``(index, event)`` pairs: choice ``index`` of a request's choices (``server/choices.py``),
+        paired here rather than by a relay that would cost a hop per event."""
+        return self._open(prepared, index)
+
+    def _open(self, prepared: PreparedRequest, index: int | None) -> AsyncIterator[Any]:
+        events = self._run(prepared, index)
         weakref.finalize(events, self._release, prepared)  # a stream dropped before it started frees its slot
         return events
 
-    async def _run(self, prepared: PreparedRequest) -> AsyncIterator[Event]:
+    async def _run(self, prepared: PreparedRequest, index: int | None) -> AsyncIterator[Any]:
+        """``Event``s, or ``(index, event)`` pairs when ``index`` is given."""
         try:
             sampling = prepared.request.sampling
             run = Generation(
@@ -408,7 +418,7 @@ class ChatService:
                             self._dequeue(prepared)  # prefill is done once the engine answers
                         delta = run.take(step)
                         if delta is not None:
-                            yield delta
+                            yield delta if index is None else (index, delta)
                         if run.done:
                             break  # closing the engine stream below aborts the request
                 else:
@@ -418,7 +428,7 @@ class ChatService:
                         self._dequeue(prepared)
                         delta = run.take(step)
                         if delta is not None:
-                            yield delta
+                            yield delta if index is None else (index, delta)
                             if fault.count_delta():
                                 break
                         if run.done:
@@ -435,12 +445,12 @@ class ChatService:
                 error = fault.strike()  # a cut raises here
                 run.fail(error.message, error)
             elif (tail := run.tail()) is not None:
-                yield tail
+                yield tail if index is None else (index, tail)
             finish = run.finish(prepared.abort_cause)
             self._keys.spend(prepared.key, finish.usage.completion_tokens)
             if (record := requestlog.current()) is not None:
                 record.finished(finish)
-            yield finish
+            yield finish if index is None else (index, finish)
         finally:
             self._release(prepared)
 
