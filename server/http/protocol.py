@@ -161,7 +161,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()  # may raise (an unparsable URL): the head is then refused as malformed
-        offer_body_send(self.scope, self.cycle.send)  # streamed bodies' short way (``server/http/streamed.py``)
+        if self.cycle is not None and self.cycle.scope is self.scope:  # the cycle this head just made
+            offer_body_send(self.scope, self.cycle.send)  # streamed bodies' short way (``server/http/streamed.py``)
         self._awaiting_head = self._in_head = False
         self._in_body = True
 
