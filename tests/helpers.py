@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 import yaml
+from fastapi import FastAPI
 
 from routes import WIRE_APIS
 from routes.provider import Provider
@@ -332,13 +333,20 @@ def wait_ready(base_url: str, timeout: float, process: subprocess.Popen[bytes] |
 
 @contextlib.contextmanager
 def threaded_server(
-    settings: Settings, engine: Engine | None = None, *, wait: bool = True, wire_apis: tuple[Provider, ...] = WIRE_APIS
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    wait: bool = True,
+    wire_apis: tuple[Provider, ...] = WIRE_APIS,
+    prepare: Callable[[FastAPI], None] | None = None,
 ) -> Iterator[LiveServer]:
     """The production server (``build_server``) on a loopback port, in a thread of this process (``wait``: until
-    it is ready)."""
+    it is ready; ``prepare``: called with the app before it serves, e.g. to add a middleware)."""
     port = free_port()
     section = settings.server.model_copy(update={"host": "127.0.0.1", "port": port, "log_level": "warning"})
     app = create_app(settings.model_copy(update={"server": section}), engine, wire_apis)
+    if prepare is not None:
+        prepare(app)
     server = build_server(app)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -7,9 +7,6 @@ it then sees every byte the client gets.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +19,8 @@ from server.app import create_app
 from server.http.faults import FaultMiddleware
 from server.http.framing import FramingErrorMiddleware
 from server.http.requestlog import RequestLogMiddleware
-from server.http.server import build_server
 from server.http.streamed import allow_body_lane, body_lane_allowed
-from server.settings import Settings
-from tests.helpers import API_KEY, free_port, scripted_settings, wait_ready
+from tests.helpers import API_KEY, scripted_settings, threaded_server
 
 CHAT = {"model": "gpt-oss-120b", "messages": [{"role": "user", "content": "say something"}], "stream": True}
 
@@ -52,26 +47,6 @@ class BodyCounter:
         await self.app(scope, receive, counting)
 
 
-@contextlib.contextmanager
-def serving(app: FastAPI, settings: Settings) -> Iterator[str]:
-    server = build_server(app)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{settings.server.port}"
-    try:
-        wait_ready(base, 60)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-def settings_for(tmp_path: Path, **server: Any) -> Settings:
-    settings = scripted_settings(tmp_path)
-    section = settings.server.model_copy(update={"host": "127.0.0.1", "port": free_port(), **server})
-    return settings.model_copy(update={"server": section})
-
-
 def stream(base: str, path: str = "/v1/chat/completions", **fields: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     response = httpx.post(base + path, json={**CHAT, **fields}, headers=headers, timeout=30)
@@ -94,15 +69,16 @@ def test_the_server_s_own_middlewares_leave_the_lane_open(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("transparent", [True, False], ids=["lane", "no-lane"])
 def test_a_streamed_body_passes_the_stack_only_without_the_lane(tmp_path: Path, transparent: bool) -> None:
-    settings = settings_for(tmp_path)
-    app = create_app(settings)
     seen = {"heads": 0, "bytes": 0}
-    app.add_middleware(BodyCounter, seen=seen)
-    if transparent:  # declared as passing bodies through: the lane stays open
-        allow_body_lane(app, {*app.state.body_transparent, BodyCounter})
-    with serving(app, settings) as base:
-        response = stream(base)
-        ndjson = stream(base, "/api/chat", model="gpt-oss:120b")
+
+    def prepare(app: FastAPI) -> None:
+        app.add_middleware(BodyCounter, seen=seen)
+        if transparent:  # declared as passing bodies through: the lane stays open
+            allow_body_lane(app, {*app.state.body_transparent, BodyCounter})
+
+    with threaded_server(scripted_settings(tmp_path), prepare=prepare) as live:
+        response = stream(live.base_url)
+        ndjson = stream(live.base_url, "/api/chat", model="gpt-oss:120b")
     body = response.content
     assert body.startswith(b"data: {") and body.endswith(b"data: [DONE]\n\n")
     assert response.headers["x-request-id"] and response.headers["content-type"].startswith("text/event-stream")
