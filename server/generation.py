@@ -93,7 +93,7 @@ class Generation:
             delta = self.decoder.feed(ids)
             delta.token_ids = ids
             if self._pending is None and self.interval == 1 and step.finish_reason is None:  # what ``batch`` does
-                self._steps = 0
+                # (with nothing pending, no steps are counted)
                 if delta.content or delta.reasoning or delta.tool_calls:
                     self._sent_any = True
                     return delta

@@ -91,13 +91,17 @@ def top_logprobs(token: int, count: int) -> list[tuple[int, float]]:
     return [(token, 0.0), *((other, -9.0 - i) for i, other in enumerate(others, start=1))]
 
 
+def first_stop(tokens: list[int], stops: set[int]) -> int:
+    """The index of the first stop token in ``tokens``, or ``len(tokens)`` when there is none."""
+    return min((tokens.index(stop) for stop in stops if stop in tokens), default=len(tokens))
+
+
 def with_min_tokens(tokens: list[int], stops: set[int], min_tokens: int, filler: int) -> list[int]:
     """The script as vLLM's min_tokens lets it out: no stop token (nor the script's end) before min_tokens tokens;
     ``filler`` tokens take their place until then."""
-    ends = [tokens.index(stop) for stop in stops if stop in tokens]
-    if not ends:
+    end = first_stop(tokens, stops)
+    if end == len(tokens):
         return tokens + [filler] * max(0, min_tokens - len(tokens))
-    end = min(ends)
     return [*tokens[:end], *[filler] * max(0, min_tokens - end), tokens[end]]
 
 
@@ -291,7 +295,7 @@ class ScriptedEngine:
         # The step that ends the run is known up front: the first stop token (checked before max_tokens, so a stop
         # token that is the last allowed one is a stop), else the max_tokens-th token; steps before it (but the
         # first, which carries the first-step data) are the token alone.
-        stop_at = min((tokens.index(stop) for stop in stops if stop in tokens), default=len(tokens))
+        stop_at = first_stop(tokens, stops)  # (a filler may be a stop token too)
         last = min(stop_at, max(1, request.max_tokens) - 1)
         ending: EngineFinish | None = None
         if last < len(tokens):
