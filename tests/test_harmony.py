@@ -201,8 +201,7 @@ def test_tool_name_sanitised() -> None:
 class _EagerDecoder(HarmonyDecoder):
     """Every token to harmony's parser as it arrives: the reference the header hold-back must equal."""
 
-    DEFER_HEADER_TOKENS = False
-    DECODE_BODY = False
+    EAGER = True
 
 
 def _random_turn(rng: random.Random) -> list[int]:
@@ -215,6 +214,11 @@ def _random_turn(rng: random.Random) -> list[int]:
         "<|start|>assistant to=functions.lookup<|channel|>commentary json<|message|>{}<|call|>",
         "<|start|>assistant<|channel|>commentary<|message|>A preamble.<|end|>",
         "<|return|>",
+        # headers harmony refuses: no channel value, an unknown role with nothing after it, text left over
+        "<|start|>assistant<|channel|><|message|>x<|end|>",
+        "<|start|>bogus<|message|>y<|end|>",
+        "<|start|>user<|message|>hi<|end|>",
+        "<|start|>assistant<|channel|>final extra words here<|message|>z<|return|>",
     ]
     ids: list[int] = []
     for _ in range(rng.randrange(1, 5)):
@@ -282,12 +286,37 @@ def _ids() -> Callable[[], str]:
     return lambda: f"call_{next(counter)}"
 
 
-def test_holding_header_tokens_back_decodes_exactly_as_feeding_each_token() -> None:
+def test_own_parser_state_decodes_exactly_as_feeding_each_token_to_harmony() -> None:
     for seed in range(1000):
         ids = _random_turn(random.Random(seed))
         eager = _decode_all(_EagerDecoder(_ids()), ids, random.Random(seed))
-        held = _decode_all(HarmonyDecoder(_ids()), ids, random.Random(seed))
-        assert held == eager, f"seed {seed}: {ids}"
+        own = _decode_all(HarmonyDecoder(_ids()), ids, random.Random(seed))
+        assert own == eager, f"seed {seed}: {ids}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a refused first header leaves the role known: the next header, after <|start|>, is parsed as the
+        # assistant's (``user`` then reads as a recipient)
+        "<|channel|><|message|>a<|end|><|start|>user<|message|>b<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>c<|return|>",
+        "<|channel|>final<|message|>a<|end|><|start|>user<|message|>b<|end|><|start|>assistant<|message|>c<|end|>",
+        "<|channel|>analysis extra<|message|>a<|end|><|start|>assistant<|channel|>analysis<|message|>b<|end|>",
+        '<|channel|>commentary to=functions.f<|constrain|>json<|message|>{"a": 1}<|call|>',
+        "<|channel|>commentary to=browser.search<|message|>{}<|call|>",
+    ],
+)
+def test_headers_parse_as_harmony_parses_them_whether_cached_or_not(text: str) -> None:
+    """The first decoding asks harmony what each header parses to, the second reuses the answers."""
+    from server.harmony import decode
+
+    decode._HEADERS.clear()
+    ids = get_encoding().encode(text, allowed_special="all")
+    eager = _decode_all(_EagerDecoder(_ids()), ids, random.Random(0))
+    assert _decode_all(HarmonyDecoder(_ids()), ids, random.Random(0)) == eager
+    assert decode._HEADERS
+    assert _decode_all(HarmonyDecoder(_ids()), ids, random.Random(0)) == eager
 
 
 NAMESPACED = FunctionTool("search", "Search the docs", {"type": "object"}, namespace="docs")

@@ -7,14 +7,19 @@ is skipped; when a message header grows past ``MAX_HEADER_TOKENS`` or generation
 open, the raw text of that message (control tokens removed) becomes answer text, as vLLM recovers it, and from
 then on the output streams as raw text. The caller always gets what could be recovered, incrementally.
 
-Cost: in a message header harmony's parser spends tens of microseconds per token (it re-encodes the
-``<|message|>`` marker on every call) yet, being strict, only collects the header's tokens there, so the decoder
-holds them back and feeds them just before the header's ``<|message|>``. The parser sees the same tokens in the same
-order; a header that never closes (a random-weight model's output) is never fed at all, and the parser itself is
-made only when a token must reach it. A token the parser would refuse while it waits for ``<|start|>`` is refused
-without it. In a message body the parser decodes each token and re-tokenizes the text it got (for its message
-list, which the decoder never reads); the decoder decodes body tokens itself instead, exactly as the parser's
-``last_content_delta`` reports them (``_BodyText``), and gives the parser only the token that ends the message.
+Cost: harmony's parser is dear to make (tens of microseconds: it copies the encoding) and, in a message header,
+to feed (it re-encodes the ``<|message|>`` marker on every call), yet between messages its state is small: waiting
+for ``<|start|>``, collecting a header's tokens, or in a body whose header it parsed; what a header parses to
+depends only on its tokens and on whether the role is already known (the turn's first message is the assistant's).
+So the decoder keeps that state itself and asks harmony only what a header parses to, when ``<|message|>`` closes
+it: a scratch parser fed the same tokens answers, and the answer is kept for the next header of the same tokens
+(``_header_outcome``). A token the parser would refuse while it waits for ``<|start|>`` is refused without it; a
+header that never closes (a random-weight model's output) is never parsed at all. In a message body the parser
+decodes each token and re-tokenizes the text it got (for its message list, which the decoder never reads); the
+decoder decodes body tokens itself instead, exactly as the parser's ``last_content_delta`` reports them
+(``_BodyText``); a message-ending token gives no text then (the parser reports none) and starts the wait for
+``<|start|>``. ``HarmonyDecoder.EAGER`` feeds every token to one parser instead: the reference the tests compare
+this with.
 """
 
 from __future__ import annotations
@@ -37,11 +42,16 @@ _ALNUM = string.ascii_letters + string.digits
 _TOOL_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-.]")
 _MESSAGE_END = frozenset((END, RETURN, CALL))
 _CONTENT = StreamState.CONTENT
+_HEADER = StreamState.HEADER
+_EXPECT_START = StreamState.EXPECT_START
 _REPLACEMENT = "\ufffd"
 _TOKEN_BYTES: dict[int, bytes] = {}  # each id's bytes, filled as ids come
 # Real headers (``<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>``) are a few tokens
 # long. A "header" longer than this is not harmony at all: the decoder switches to raw mode.
 MAX_HEADER_TOKENS = 64
+# What headers parse to (``_header_outcome``), by (role known, header tokens); emptied when it reaches this size.
+HEADER_CACHE_SIZE = 1024
+_HEADERS: dict[tuple[bool, tuple[int, ...]], tuple[str | None, str | None] | None] = {}
 
 
 def new_call_id() -> str:
@@ -96,6 +106,31 @@ class _BodyText:
         return raw
 
 
+def _header_outcome(role_known: bool, header: list[int]) -> tuple[str | None, str | None] | None:
+    """What harmony's parser makes of a header when ``<|message|>`` closes it: (channel, recipient), or None where
+    it refuses the header (it then waits for ``<|start|>``, the role still as it was). ``role_known``: the parser
+    was made for the assistant's turn and has not yet parsed a header (the header holds no role); otherwise the
+    header followed a ``<|start|>``."""
+    key = (role_known, tuple(header))
+    if key in _HEADERS:
+        return _HEADERS[key]
+    parser = StreamableParser(get_encoding(), role=Role.ASSISTANT if role_known else None)
+    outcome: tuple[str | None, str | None] | None = None
+    try:
+        if not role_known:
+            parser.process(START)
+        for token in header:
+            parser.process(token)
+        parser.process(MESSAGE)
+        outcome = (parser.current_channel, parser.current_recipient)
+    except HarmonyError:
+        pass
+    if len(_HEADERS) >= HEADER_CACHE_SIZE:
+        _HEADERS.clear()
+    _HEADERS[key] = outcome
+    return outcome
+
+
 def sanitize_tool_name(recipient: str) -> str:
     """``functions.get_weather`` -> ``get_weather``; anything odd is replaced, length bounded."""
     name = recipient.removeprefix("functions.").strip()
@@ -106,8 +141,7 @@ def sanitize_tool_name(recipient: str) -> str:
 class HarmonyDecoder:
     """Stateful decoder for one assistant turn."""
 
-    DEFER_HEADER_TOKENS = True  # hold a header's tokens back (off: each goes to the parser at once)
-    DECODE_BODY = True  # decode message bodies here (off: the parser decodes them)
+    EAGER = False  # every token to one harmony parser as it comes (the reference), not the decoder's own state
 
     __slots__ = (
         "_body",
@@ -115,15 +149,16 @@ class HarmonyDecoder:
         "_call_index",
         "_call_open",
         "_channel",
-        "_deferred",
         "_dropped",
         "_encoding",
+        "_header",
         "_namespaces",
         "_new_id",
         "_parser",
         "_pending",
         "_raw",
         "_recipient",
+        "_role_known",
         "_state",
         "reasoning_tokens",
         "rejected_tokens",
@@ -133,7 +168,7 @@ class HarmonyDecoder:
         self, new_tool_call_id: Callable[[], str] = new_call_id, namespaces: frozenset[str] = frozenset()
     ) -> None:
         self._encoding = get_encoding()
-        self._parser: StreamableParser | None = None  # made when the first token must reach it
+        self._parser: StreamableParser | None = None  # EAGER only: made when the first token comes
         self._pending: list[int] = []  # tokens of the message in progress
         self._call_index = -1
         self._call_open = False  # a tool call was started for the message in progress
@@ -146,14 +181,16 @@ class HarmonyDecoder:
         self.reasoning_tokens = 0
         self.rejected_tokens = 0
         self._raw: codecs.IncrementalDecoder | None = None  # set once the output is not harmony
-        self._state = StreamState.HEADER  # the parser's, read after each control token (it starts in a header)
-        self._deferred: list[int] = []  # header tokens not yet fed to the parser
+        # the parser's state: a header first (the assistant's turn has begun), its role known until one is parsed
+        self._state = _HEADER
+        self._role_known = True
+        self._header: list[int] = []  # the tokens of the header in progress
         self._body_text = _BodyText()
 
     def feed(self, token_ids: Sequence[int]) -> Delta:
         delta = Delta()
-        if len(token_ids) == 1 and self._state is _CONTENT and self.DECODE_BODY and token_ids[0] not in _MESSAGE_END:
-            # the common step: one token of a message body (what the loop below does with it; raw output never
+        if len(token_ids) == 1 and self._state is _CONTENT and not self.EAGER and token_ids[0] not in _MESSAGE_END:
+            # the common step: one token of a message body (what ``_feed_own`` does with it; raw output never
             # gets here, as it starts outside a body and then leaves the state as it was)
             token = token_ids[0]
             if self._channel == "analysis":
@@ -173,36 +210,67 @@ class HarmonyDecoder:
             return delta
         if self._raw is not None:
             delta.content = self._raw_text(token_ids)
-            return delta
-        body_text = self._body_text if self.DECODE_BODY else None
+        elif self.EAGER:
+            self._feed_parser(delta, token_ids)
+        else:
+            self._feed_own(delta, token_ids)
+        return delta
+
+    def _feed_own(self, delta: Delta, token_ids: Sequence[int]) -> None:
+        """Tokens through the decoder's own copy of the parser's state (harmony parses the headers)."""
         for index, token in enumerate(token_ids):
-            if body_text is not None and self._state is _CONTENT and token not in _MESSAGE_END:
+            state = self._state
+            if state is _CONTENT:
                 if self._channel == "analysis":
                     self.reasoning_tokens += 1
-                text = body_text.feed(token)
-                if text:
-                    self._emit(delta, text)
+                if token not in _MESSAGE_END:
+                    text = self._body_text.feed(token)
+                    if text:
+                        self._emit(delta, text)
+                    continue
+                if self._recipient is not None and not self._call_open:
+                    self._tool_text(delta, self._recipient, "")  # a call whose arguments were empty still is a call
+                self._state = _EXPECT_START
+                self._end_message()
                 continue
-            if not self._body and len(self._pending) >= MAX_HEADER_TOKENS and self._state != StreamState.CONTENT:
+            if not self._body and len(self._pending) >= MAX_HEADER_TOKENS:
                 delta.content += self._start_raw(list(token_ids[index:]))
-                return delta
-            special = token >= FIRST_SPECIAL_ID
-            if self.DEFER_HEADER_TOKENS and token != MESSAGE and self._state == StreamState.HEADER:
-                # in a header the (strict) parser only collects a token, control tokens included: no text, no state
-                # change; only ``<|message|>`` closes it
-                self._deferred.append(token)
-                if token in _MESSAGE_END:
-                    self._end_message()
-                else:
-                    self._pending.append(token)
-                continue
-            if self.DEFER_HEADER_TOKENS and token != START and self._state == StreamState.EXPECT_START:
+                return
+            self._pending.append(token)
+            if state is _HEADER:
+                if token != MESSAGE:
+                    # in a header the (strict) parser only collects a token, control tokens included: no text, no
+                    # state change; only ``<|message|>`` closes it
+                    self._header.append(token)
+                    if token in _MESSAGE_END:
+                        self._end_message()
+                    continue
+                header, self._header = self._header, []
+                outcome = _header_outcome(self._role_known, header)
+                if outcome is None:
+                    self.rejected_tokens += 1
+                    self._state = _EXPECT_START
+                    continue
+                self._role_known = False
+                self._state = _CONTENT
+                self._open_message(*outcome)
+                if self._channel == "analysis":
+                    self.reasoning_tokens += 1
+            elif token == START:
+                self._state = _HEADER
+            else:
                 self.rejected_tokens += 1  # the parser refuses anything but ``<|start|>`` here, and stays as it is
-                self._pending.append(token)
-                continue
-            parser = self._parser or self._new_parser()
-            if self._deferred:
-                self._feed_deferred(parser)
+
+    def _feed_parser(self, delta: Delta, token_ids: Sequence[int]) -> None:
+        """``EAGER``: every token through one harmony parser."""
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
+        for index, token in enumerate(token_ids):
+            if not self._body and len(self._pending) >= MAX_HEADER_TOKENS and self._state is not _CONTENT:
+                delta.content += self._start_raw(list(token_ids[index:]))
+                return
+            special = token >= FIRST_SPECIAL_ID
             try:
                 parser.process(token)
             except HarmonyError:
@@ -214,12 +282,7 @@ class HarmonyDecoder:
             if special:  # only a control token moves the parser between start, header and body
                 self._state = parser.state
             if token == MESSAGE:
-                # the header is complete: its channel and recipient hold for the whole message body
-                self._channel = parser.current_channel
-                recipient = parser.current_recipient
-                self._recipient = recipient if recipient and self._is_tool(recipient) else None
-                # a built-in tool the client never declared (browser.*, python): not a call it can answer
-                self._dropped = bool(recipient) and self._recipient is None and recipient not in ("assistant", "user")
+                self._open_message(parser.current_channel, parser.current_recipient)
             if self._channel == "analysis":
                 self.reasoning_tokens += 1
             text = parser.last_content_delta
@@ -227,11 +290,17 @@ class HarmonyDecoder:
                 self._emit(delta, text)
             if token in _MESSAGE_END:
                 if self._recipient is not None and not self._call_open:
-                    self._tool_text(delta, self._recipient, "")  # a call whose arguments were empty still is a call
+                    self._tool_text(delta, self._recipient, "")
                 self._end_message()
             else:
                 self._pending.append(token)
-        return delta
+
+    def _open_message(self, channel: str | None, recipient: str | None) -> None:
+        """The header is complete: its channel and recipient hold for the whole message body."""
+        self._channel = channel
+        self._recipient = recipient if recipient and self._is_tool(recipient) else None
+        # a built-in tool the client never declared (browser.*, python): not a call it can answer
+        self._dropped = bool(recipient) and self._recipient is None and recipient not in ("assistant", "user")
 
     def _emit(self, delta: Delta, text: str) -> None:
         """Body text of the message in progress: reasoning, answer or a tool call's arguments."""
@@ -252,18 +321,6 @@ class HarmonyDecoder:
         self._body = False
         self._channel = self._recipient = None
         self._dropped = False
-
-    def _new_parser(self) -> StreamableParser:
-        self._parser = StreamableParser(self._encoding, role=Role.ASSISTANT)
-        return self._parser
-
-    def _feed_deferred(self, parser: StreamableParser) -> None:
-        deferred, self._deferred = self._deferred, []
-        for token in deferred:
-            try:
-                parser.process(token)
-            except HarmonyError:  # harmony collects header tokens without checks; kept for safety
-                self.rejected_tokens += 1
 
     def _is_tool(self, recipient: str) -> bool:
         namespace = recipient.split(".", 1)[0]
