@@ -119,6 +119,75 @@ def test_date_defaults_to_today() -> None:
     assert f"Current date: {dt.datetime.now(dt.UTC).date().isoformat()}" in text
 
 
+_TEXTS = [
+    "",
+    " ",
+    "Hello",
+    "naïve 日本語 🙂",
+    "<|start|>assistant<|channel|>final<|message|>spelled control tokens<|end|>",
+    "line\n\n  indented\ttab",
+    '{"city": "Paris"}',
+    "x" * 300,
+]
+
+
+def _random_request(rng: random.Random) -> ChatRequest:
+    """A conversation of any shape the routes can make: instructions, turns, reasoning, tool loops, namespaces."""
+    tools = rng.sample([WEATHER, NAMESPACED, FunctionTool("now", None, None)], rng.randrange(0, 4))
+    names = tools or [WEATHER]
+    messages: list[ChatMessage] = []
+    calls = 0
+    for _ in range(rng.randrange(1, 9)):
+        role = rng.choice(["system", "developer", "user", "user", "assistant", "assistant", "tool"])
+        text = rng.choice(_TEXTS)
+        if role == "assistant":
+            tool_calls = []
+            for _ in range(rng.choice([0, 0, 1, 2])):
+                tool = rng.choice(names)
+                calls += 1
+                tool_calls.append(ToolCall(f"c{calls}", tool.name, rng.choice(_TEXTS), namespace=tool.namespace))
+            messages.append(
+                ChatMessage(
+                    "assistant",
+                    rng.choice([None, text]),
+                    reasoning=rng.choice([None, "Think: " + rng.choice(_TEXTS)]),
+                    tool_calls=tool_calls,
+                )
+            )
+        elif role == "tool":
+            if calls:
+                messages.append(ChatMessage("tool", text, tool_call_id=f"c{rng.randrange(1, calls + 1)}"))
+            else:
+                messages.append(ChatMessage("tool", text, name=rng.choice(["lookup", "functions.x"])))
+        else:
+            messages.append(ChatMessage(role, text))  # type: ignore[arg-type]
+    return ChatRequest(
+        messages,
+        reasoning_effort=rng.choice([None, "low", "high"]),
+        tools=tools,
+        tool_choice=ToolChoice(rng.choice(["auto", "none", "required"])),  # type: ignore[arg-type]
+    )
+
+
+def test_render_equals_harmony_rendering_the_whole_conversation_for_any_conversation() -> None:
+    """The renderer's own assembly (cached frames, its text encoding, harmony's dropping of old analysis) gives
+    exactly harmony's tokens for the whole conversation, over conversations of every shape."""
+    from openai_harmony import Role
+
+    enc = get_encoding()
+    for seed in range(300):
+        request = _random_request(random.Random(seed))
+        whole = enc.render_conversation_for_completion(RENDERER.build_conversation(request), Role.ASSISTANT)
+        assert RENDERER.render(request) == list(whole), f"seed {seed}: {request}"
+
+
+def test_render_refuses_a_lone_surrogate_as_harmony_does() -> None:
+    from server.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match="cannot be rendered"):
+        RENDERER.render(ChatRequest([ChatMessage("user", "a\ud800b")]))
+
+
 # ---- decode -----------------------------------------------------------------------------------------
 
 DECODE_CASES = {

@@ -27,6 +27,13 @@ def get_encoding() -> HarmonyEncoding:
     return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
 
 
+def encode_ordinary(text: str) -> list[int]:
+    """``text`` as ordinary text, special-token spellings included: what harmony's renderer makes of a message's
+    text (its tokenizer's ``encode_ordinary``; encoding with no special token allowed is the same). Raises
+    ``UnicodeEncodeError`` (a ``ValueError``) for a lone surrogate, which harmony cannot render either."""
+    return get_encoding()._inner.encode(text, [])  # type: ignore[no-any-return]
+
+
 def encode_prompt(text: str) -> list[int]:
     """A raw prompt's text as gpt-oss's Hugging Face tokenizer reads it (and so vLLM): special-token text such as
     ``<|start|>`` is that control token, everything else ordinary text; no BOS is added."""

@@ -6,6 +6,13 @@ history. Earlier assistant turns keep only their final answer (harmony drops old
 reasoning of an assistant turn that ended in tool calls is kept, because the model continues it, and text alongside
 tool calls is the commentary preamble said before them.
 User text is encoded as plain text: a string spelling ``<|start|>`` never becomes a control token.
+
+Cost: harmony renders each control token by encoding its text against a set of all its special tokens that it builds
+on every call, some 25 microseconds a token, four per message. A text message renders as its header's tokens (up to
+``<|message|>``), its text encoded as ordinary text, then its end token, so the renderer asks harmony once for each
+header's frame (the message rendered with no text, cached) and encodes the text itself; the system message is
+cached whole, a developer message (instructions and tools, resent on every turn of an agent's loop) by its content.
+``build_conversation`` is the same conversation for harmony to render whole: the tests' reference.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import datetime as dt
 import functools
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from openai_harmony import (
     Author,
@@ -33,10 +41,38 @@ from openai_harmony import (
 
 from server.errors import InvalidRequestError
 from server.harmony.decode import sanitize_tool_name
-from server.harmony.encoding import get_encoding
+from server.harmony.encoding import MESSAGE, START, encode_ordinary, get_encoding
 from server.types import ChatMessage, ChatRequest, FunctionTool, ToolCall
 
 _EFFORT = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}
+FRAME_CACHE_SIZE = 4096  # header frames kept (``_frame``); emptied when full
+DEVELOPER_CACHE_SIZE = 32  # developer messages kept (``_developer_tokens``); emptied when full
+
+
+class _Text(NamedTuple):
+    """A message of plain text: its header's fields and its text (what harmony's ``Message`` would hold)."""
+
+    role: Role
+    text: str
+    channel: str | None = None
+    recipient: str | None = None
+    content_type: str | None = None
+    name: str | None = None  # the author's name (a tool's: the function that answers)
+
+    def message(self, text: str | None = None) -> Message:
+        role, name = self.role, self.name
+        author = Author(role=role, name=name)
+        message = Message.from_author_and_content(author, self.text if text is None else text)
+        if self.channel is not None:
+            message = message.with_channel(self.channel)
+        if self.recipient is not None:
+            message = message.with_recipient(self.recipient)
+        if self.content_type is not None:
+            message = message.with_content_type(self.content_type)
+        return message
+
+
+_Part = _Text | Message  # a developer message stays harmony's: its content is no text
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +93,9 @@ class HarmonyRenderer:
         return self.options.conversation_start_date or dt.datetime.now(dt.UTC).date().isoformat()
 
     def build_conversation(self, request: ChatRequest) -> Conversation:
-        return Conversation.from_messages(
-            [self._system_message(self._effort(request), self._date()), *self._messages(request)]
-        )
+        """The whole conversation as harmony's messages (``render`` gives what harmony renders of it)."""
+        parts = [p.message() if isinstance(p, _Text) else p for p in self._parts(request)]
+        return Conversation.from_messages([self._system_message(self._effort(request), self._date()), *parts])
 
     def _effort(self, request: ChatRequest) -> str:
         return request.reasoning_effort or self.options.default_reasoning_effort
@@ -81,9 +117,9 @@ class HarmonyRenderer:
         options = HarmonyRenderOptions(conversation_has_function_tools=function_tools)
         return tuple(self._encoding.render(self._system_message(effort, date), options))
 
-    def _messages(self, request: ChatRequest) -> list[Message]:
+    def _parts(self, request: ChatRequest) -> list[_Part]:
         """The messages after the system message: developer instructions and tools, then the history."""
-        messages: list[Message] = []
+        messages: list[_Part] = []
         instructions = [m.content for m in request.messages if m.role in ("system", "developer") and m.content]
         tools = _declared_tools(request)
         if instructions or tools:
@@ -101,27 +137,24 @@ class HarmonyRenderer:
             messages.extend(self._history_message(msg, keep_reasoning=index > last_user, tool_names=tool_names))
         return messages
 
-    def _history_message(self, msg: ChatMessage, *, keep_reasoning: bool, tool_names: dict[str, str]) -> list[Message]:
+    def _history_message(self, msg: ChatMessage, *, keep_reasoning: bool, tool_names: dict[str, str]) -> list[_Part]:
         if msg.role == "user":
-            return [Message.from_role_and_content(Role.USER, msg.content or "")]
+            return [_Text(Role.USER, msg.content or "")]
         if msg.role == "assistant":
-            out: list[Message] = []
+            out: list[_Part] = []
             if keep_reasoning and msg.reasoning and msg.tool_calls:
-                out.append(Message.from_role_and_content(Role.ASSISTANT, msg.reasoning).with_channel("analysis"))
+                out.append(_Text(Role.ASSISTANT, msg.reasoning, "analysis"))
             if msg.content and msg.tool_calls:
                 # text alongside tool calls is what the model said before them (a call ends its turn): harmony's
                 # commentary preamble. On the final channel it would read as an answer, and harmony would drop the
                 # reasoning of the tool loop in progress.
-                out.append(Message.from_role_and_content(Role.ASSISTANT, msg.content).with_channel("commentary"))
+                out.append(_Text(Role.ASSISTANT, msg.content, "commentary"))
             for call in msg.tool_calls:
                 out.append(
-                    Message.from_role_and_content(Role.ASSISTANT, call.arguments or "{}")
-                    .with_channel("commentary")
-                    .with_recipient(_recipient(call))
-                    .with_content_type("<|constrain|>json")
+                    _Text(Role.ASSISTANT, call.arguments or "{}", "commentary", _recipient(call), "<|constrain|>json")
                 )
             if msg.content and not msg.tool_calls:
-                out.append(Message.from_role_and_content(Role.ASSISTANT, msg.content).with_channel("final"))
+                out.append(_Text(Role.ASSISTANT, msg.content, "final"))
             return out
         if msg.role == "tool":
             recipient = tool_names.get(msg.tool_call_id or "") or (
@@ -132,25 +165,31 @@ class HarmonyRenderer:
                     "A tool message must answer a tool call of an earlier assistant message (tool_call_id not found).",
                     param="messages",
                 )
-            return [
-                Message.from_author_and_content(Author.new(Role.TOOL, recipient), msg.content or "")
-                .with_channel("commentary")
-                .with_recipient("assistant")
-            ]
+            return [_Text(Role.TOOL, msg.content or "", "commentary", "assistant", name=recipient)]
         raise InvalidRequestError(f"Unsupported role: {msg.role}", param="messages")
 
     def render(self, request: ChatRequest) -> list[int]:
-        """Prompt token ids, ending with ``<|start|>assistant`` (the model writes the rest).
-
-        harmony renders a conversation message by message (its only conversation-wide inputs are whether the
-        developer message declares ``functions`` tools and which analysis messages to drop, neither of which the
-        system message affects), so the system message's tokens are cached and the rest rendered per request."""
+        """Prompt token ids, ending with ``<|start|>assistant`` (the model writes the rest): what harmony renders of
+        ``build_conversation(request)`` for completion (its only conversation-wide inputs are whether the developer
+        message declares ``functions`` tools, which only the system message shows, and which analysis messages
+        to drop, ``_dropped``)."""
         function_tools = any((t.namespace or "functions") == "functions" for t in _declared_tools(request))
         try:
-            rest = self._encoding.render_conversation_for_completion(
-                Conversation.from_messages(self._messages(request)), Role.ASSISTANT
-            )
-            return [*self._system_tokens(self._effort(request), self._date(), function_tools), *rest]
+            parts = self._parts(request)
+            tokens = list(self._system_tokens(self._effort(request), self._date(), function_tools))
+            dropped = _dropped(parts)
+            for index, part in enumerate(parts):
+                if index in dropped:
+                    continue
+                if isinstance(part, _Text):
+                    frame = self._frame(part)
+                    tokens += frame[:-1]
+                    tokens += encode_ordinary(part.text)
+                    tokens.append(frame[-1])
+                else:
+                    tokens += self._developer_tokens(part)
+            tokens += _COMPLETION_START
+            return tokens
         except (ValueError, RecursionError, HarmonyError) as exc:
             raise InvalidRequestError(f"The conversation cannot be rendered: {exc}", param="messages") from exc
         except BaseException as exc:
@@ -158,6 +197,52 @@ class HarmonyRenderer:
             if exc.__class__.__name__ != "PanicException":
                 raise
             raise InvalidRequestError("The conversation cannot be tokenized.", param="messages") from exc
+
+    def _frame(self, part: _Text) -> tuple[int, ...]:
+        """Harmony's rendering of ``part``'s header with no text: its tokens up to ``<|message|>``, then the end
+        token (``<|end|>``, or ``<|call|>`` for a call)."""
+        key = part[:1] + part[2:]
+        frame = _FRAMES.get(key)
+        if frame is None:
+            frame = tuple(self._encoding.render(part.message("")))
+            if len(frame) < 3 or frame[-2] != MESSAGE or frame[0] != START:
+                raise ValueError(f"unexpected rendering of a message header: {frame}")
+            if len(_FRAMES) >= FRAME_CACHE_SIZE:
+                _FRAMES.clear()
+            _FRAMES[key] = frame
+        return frame
+
+    def _developer_tokens(self, message: Message) -> tuple[int, ...]:
+        """A developer message's tokens, by its content (an agent resends the same instructions and tools)."""
+        key = message.to_json()
+        tokens = _DEVELOPER.get(key)
+        if tokens is None:
+            tokens = tuple(self._encoding.render(message))
+            if len(_DEVELOPER) >= DEVELOPER_CACHE_SIZE:
+                _DEVELOPER.clear()
+            _DEVELOPER[key] = tokens
+        return tokens
+
+
+_FRAMES: dict[tuple[object, ...], tuple[int, ...]] = {}
+_DEVELOPER: dict[str, tuple[int, ...]] = {}
+_COMPLETION_START = (START, *encode_ordinary("assistant"))
+
+
+def _dropped(parts: list[_Part]) -> set[int]:
+    """The analysis messages harmony leaves out (``auto_drop_analysis``): when the last assistant message is on the
+    final channel, those before the first message on the final channel."""
+    last_assistant = next((p for p in reversed(parts) if _role(p) == Role.ASSISTANT), None)
+    if last_assistant is None or last_assistant.channel != "final":
+        return set()
+    first_final = next((i for i, p in enumerate(parts) if p.channel == "final"), None)
+    if first_final is None:
+        return set()
+    return {i for i, p in enumerate(parts[:first_final]) if p.channel == "analysis"}
+
+
+def _role(part: _Part) -> Role:
+    return part.role if isinstance(part, _Text) else part.author.role
 
 
 def _declared_tools(request: ChatRequest) -> list[FunctionTool]:
