@@ -121,3 +121,26 @@ def owner_of(
             if under and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), provider)
     return best[1] if best else None
+
+
+class Owners:
+    """``owner_of`` for one server, whose settings do not change while it serves: remembered by path and by which
+    claim headers a request carries (all that the answer depends on)."""
+
+    CACHE_SIZE = 4096  # (path, claim headers) answers kept; emptied when full
+
+    def __init__(self, ctx: ServerContext, wire_apis: tuple[Provider, ...]) -> None:
+        self._ctx, self._wire_apis = ctx, wire_apis
+        names = {name for p in wire_apis if p.enabled(ctx) for claim in p.claims(ctx) for name in claim.headers}
+        self._claim_headers = tuple(sorted(names))
+        self._known: dict[tuple[str, tuple[str, ...]], Provider | None] = {}
+
+    def of(self, path: str, headers: Mapping[str, str]) -> Provider | None:
+        key = (path, tuple(name for name in self._claim_headers if name in headers))
+        if key in self._known:
+            return self._known[key]
+        owner = owner_of(path, self._ctx, self._wire_apis, dict.fromkeys(key[1], ""))
+        if len(self._known) >= self.CACHE_SIZE:
+            self._known.clear()
+        self._known[key] = owner
+        return owner

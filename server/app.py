@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from routes import WIRE_APIS
-from routes.provider import Provider, owner_of
+from routes.provider import Owners, Provider
 from server import __version__, metrics
 from server.context import ServerContext
 from server.engine.base import Engine
@@ -208,10 +208,12 @@ def create_app(
     # falls through to the path's usual owner
     app.router.routes.sort(key=lambda route: not is_gated(route))
 
+    owners = Owners(ctx, wire_apis)
+
     def render(error: ServerError, request: Request) -> Response:
         """In the envelope of the wire API claiming the request or owning the path (longest prefix), else the first
         registered one's."""
-        owner = owner_of(request.url.path, ctx, wire_apis, request.headers) or wire_apis[0]
+        owner = owners.of(request.url.path, request.headers) or wire_apis[0]
         return owner.http_side().render_error(error, request)
 
     @app.exception_handler(StarletteHTTPException)
@@ -228,7 +230,7 @@ def create_app(
         return render(validation_error(exc), request)
 
     def api_of(path: str, headers: Mapping[str, str]) -> str | None:
-        owner = owner_of(path, ctx, wire_apis, headers)
+        owner = owners.of(path, headers)
         return owner.name if owner is not None else None
 
     if settings.testing.faults_enabled:  # never installed otherwise: no code reads the fault header

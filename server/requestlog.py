@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from server.types import Finish
 
@@ -50,13 +50,13 @@ class RequestRecord:
             self.ttft_ms = ttft if self.ttft_ms is None else min(self.ttft_ms, ttft)
 
     def fields(self) -> dict[str, object]:
-        values = asdict(self)
-        values.pop("started")
+        values = {name: getattr(self, name) for name in _LOGGED}
         if (process := os.environ.get("GPTOSS_API_PROCESS")) is not None:  # one of several API processes
             values["process"] = int(process)
         return values
 
 
+_LOGGED = tuple(f.name for f in fields(RequestRecord) if f.name != "started")
 _current: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar("request_record", default=None)
 
 
@@ -82,6 +82,8 @@ def emit(record: RequestRecord, fmt: str) -> None:
     """The one line for this request: ``key=value`` pairs (values JSON-quoted, so no request data can forge a line)
     or one JSON object."""
     close(record)
+    if not log.isEnabledFor(logging.INFO):
+        return
     values = record.fields()
     if fmt == "json":
         log.info(json.dumps({"event": "request", **values}, ensure_ascii=False, separators=(",", ":")))
