@@ -87,3 +87,38 @@ def test_a_streamed_body_passes_the_stack_only_without_the_lane(tmp_path: Path, 
     assert seen["heads"] == 2  # every head passes the stack
     # the bodies: none of their bytes pass a middleware on the lane; every byte does without it
     assert seen["bytes"] == (0 if transparent else len(body) + len(ndjson.content))
+
+
+@pytest.mark.parametrize("transparent", [True, False], ids=["lane", "no-lane"])
+def test_a_client_gone_while_its_stream_waits_for_a_token_aborts_at_once(tmp_path: Path, transparent: bool) -> None:
+    """No byte is due for seconds (a slow engine step), so no write can notice the lost connection: on the lane the
+    protocol's watch cancels the stream, without it Starlette's task reading ``receive`` does; either way the engine
+    request is aborted well before its next token."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    def prepare(app: FastAPI) -> None:
+        if not transparent:
+            app.add_middleware(GZipMiddleware)  # a middleware that may read bodies closes the lane
+
+    with threaded_server(scripted_settings(tmp_path, token_delay_s=5.0), prepare=prepare) as live:
+        engine = live.app.state.ctx.engine
+        body = httpx.Request("POST", "/", json=CHAT).content
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        address = urlsplit(live.base_url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(head.encode() + body)
+            got = b""
+            while b"data: {" not in got:  # the role chunk comes before the engine's first token
+                got += sock.recv(65536)
+            assert engine.num_running() == 1
+        gone = time.monotonic()
+        while engine.num_running() and time.monotonic() - gone < 3:
+            time.sleep(0.01)
+        assert engine.num_running() == 0, "the engine request outlived its client"
+        assert time.monotonic() - gone < 2
+        assert live.app.state.ctx.service.active_requests == 0

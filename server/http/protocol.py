@@ -14,7 +14,8 @@ loop). ``GuardedHttpProtocol`` adds, from the ``server`` settings:
 - malformed framing: see ``server/http/framing.py`` (the owning route's 400 when the request line was readable,
   else a plain 400 and close).
 
-Each request's scope also carries the connection's own ``send`` for streamed bodies (``server/http/streamed.py``).
+Each request's scope also carries the connection's own ``send`` for streamed bodies, and a watch on the connection's
+loss that stops a stream without a task reading ``receive`` (``server/http/streamed.py``).
 
 Refusals made here are plain text (``connection: close``); the connection is then shut for writing and the rest
 of the client's input discarded for at most ``LINGER_S`` seconds, so that the client reads the answer rather than a
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import TimerHandle
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httptools
@@ -82,6 +84,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_timer: TimerHandle | None = None
         self._body_timer: TimerHandle | None = None
         self._linger_timer: TimerHandle | None = None
+        self._on_lost: Callable[[], None] | None = None  # a streamed response's disconnect callback
 
     # ---- connection ----------------------------------------------------------------------------------------
 
@@ -103,6 +106,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._linger_timer.cancel()
             self._linger_timer = None
         super().connection_lost(exc)
+        callback, self._on_lost = self._on_lost, None
+        if callback is not None:
+            callback()
+
+    def _watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the connection is lost (the response in progress streams until then)."""
+        self._on_lost = callback
+
+        def unwatch() -> None:
+            if self._on_lost is callback:
+                self._on_lost = None
+
+        return unwatch
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -162,7 +178,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_timer = None
         super().on_headers_complete()  # may raise (an unparsable URL): the head is then refused as malformed
         if self.cycle is not None and self.cycle.scope is self.scope:  # the cycle this head just made
-            offer_body_send(self.scope, self.cycle.send)  # streamed bodies' short way (``server/http/streamed.py``)
+            # streamed bodies' short way, and their stop on a lost connection (``server/http/streamed.py``)
+            offer_body_send(self.scope, self.cycle.send, self._watch_disconnect)
         self._awaiting_head = self._in_head = False
         self._in_body = True
 

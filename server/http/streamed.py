@@ -7,11 +7,18 @@ allows it (``allow_body_lane``: every installed middleware passes body messages 
 otherwise pass four ``send`` wrappers (Starlette's two exception handlers, its error middleware, the request log).
 Without the extension (an in-process ASGI client) the body takes the stack's ``send`` like the head; the bytes are
 the same either way.
+
+A client that goes away must stop its stream at once, even while it waits for a token (a long prefill): the engine
+request is aborted as the stream closes. Starlette's response runs the stream in a task of an anyio task group beside a
+task reading ``receive`` for the disconnect; where the protocol offers ``DISCONNECT_WATCH`` as well, the stream runs in
+the request's own task and the protocol's callback for the lost connection cancels it instead (no task group, no second
+task, no ``receive`` pending; some 80 microseconds less per streamed request).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,11 +26,17 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 BODY_SEND = "gptoss.http.body_send"  # scope extension: the connection's own ``send``
+# scope extension: ``watch(callback)`` calls ``callback`` when the connection is lost; it returns the unwatch function
+DISCONNECT_WATCH = "gptoss.http.watch_disconnect"
+DisconnectWatch = Callable[[Callable[[], None]], Callable[[], None]]
 
 
-def offer_body_send(scope: dict[str, Any], send: Send) -> None:
-    """The protocol's side: put the connection's ``send`` in the request's scope."""
-    scope.setdefault("extensions", {})[BODY_SEND] = send
+def offer_body_send(scope: dict[str, Any], send: Send, watch: DisconnectWatch | None = None) -> None:
+    """The protocol's side: put the connection's ``send`` (and its disconnect watch) in the request's scope."""
+    extensions = scope.setdefault("extensions", {})
+    extensions[BODY_SEND] = send
+    if watch is not None:
+        extensions[DISCONNECT_WATCH] = watch
 
 
 def allow_body_lane(app: Starlette, transparent: Iterable[type]) -> None:
@@ -52,9 +65,42 @@ class StreamedResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extensions = scope.get("extensions")
         body_send = extensions.get(BODY_SEND) if extensions else None
-        if body_send is not None and _lane_open(scope.get("app")):
-            self._body_send = body_send
-        await super().__call__(scope, receive, send)
+        if body_send is None or not _lane_open(scope.get("app")):
+            await super().__call__(scope, receive, send)
+            return
+        self._body_send = body_send
+        watch = extensions.get(DISCONNECT_WATCH) if extensions else None
+        if watch is None:
+            await super().__call__(scope, receive, send)
+            return
+        await self._stream_until_disconnect(send, watch)
+        if self.background is not None:
+            await self.background()
+
+    async def _stream_until_disconnect(self, send: Send, watch: DisconnectWatch) -> None:
+        """``stream_response`` in this task, cancelled by the protocol when the connection is lost (then it ends
+        quietly, as Starlette's task group ends it)."""
+        task = asyncio.current_task()
+        assert task is not None
+        cut = False
+
+        def on_disconnect() -> None:
+            nonlocal cut
+            cut = True
+            task.cancel()
+
+        unwatch = watch(on_disconnect)
+        cancelled = False
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            cancelled = True
+            if not cut:
+                raise
+        finally:
+            unwatch()
+        if cut and task.uncancel() > 0 and cancelled:
+            raise asyncio.CancelledError  # cancelled from elsewhere too
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
