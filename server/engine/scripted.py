@@ -188,16 +188,22 @@ class ScriptedEngine:
 
     def last_user_tokens(self, prompt: list[int]) -> list[int]:
         """The content tokens of the last user message in a rendered harmony prompt."""
-        user = self._user
-        for i in range(len(prompt) - 1, -1, -1):
-            if prompt[i] == START and prompt[i + 1 : i + 1 + len(user)] == user:
+        user, last = self._user, len(prompt) - 1
+        backwards = prompt[::-1]  # list.index finds each <|start|> from the end (lists have no rindex)
+        at = 0
+        while True:
+            try:
+                at = backwards.index(START, at) + 1
+            except ValueError:
+                return []
+            i = last - (at - 1)
+            if prompt[i + 1 : i + 1 + len(user)] == user:
                 try:
                     begin = prompt.index(MESSAGE, i) + 1
                     end = prompt.index(END, begin)
                 except ValueError:
                     return []
                 return prompt[begin:end]
-        return []
 
     def last_user_text(self, prompt: list[int]) -> str:
         """The content of the last user message in a rendered harmony prompt."""
