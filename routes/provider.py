@@ -23,6 +23,7 @@ error envelope of an unmatched claimed path and the request log's ``api`` follow
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,20 +128,17 @@ class Owners:
     """``owner_of`` for one server, whose settings do not change while it serves: remembered by path and by which
     claim headers a request carries (all that the answer depends on)."""
 
-    CACHE_SIZE = 4096  # (path, claim headers) answers kept; emptied when full
+    CACHE_SIZE = 4096  # (path, claim headers) answers kept
 
     def __init__(self, ctx: ServerContext, wire_apis: tuple[Provider, ...]) -> None:
-        self._ctx, self._wire_apis = ctx, wire_apis
         names = {name for p in wire_apis if p.enabled(ctx) for claim in p.claims(ctx) for name in claim.headers}
         self._claim_headers = tuple(sorted(names))
-        self._known: dict[tuple[str, tuple[str, ...]], Provider | None] = {}
+
+        @functools.lru_cache(maxsize=self.CACHE_SIZE)
+        def owner(path: str, carried: tuple[str, ...]) -> Provider | None:
+            return owner_of(path, ctx, wire_apis, dict.fromkeys(carried, ""))
+
+        self._owner = owner
 
     def of(self, path: str, headers: Mapping[str, str]) -> Provider | None:
-        key = (path, tuple(name for name in self._claim_headers if name in headers))
-        if key in self._known:
-            return self._known[key]
-        owner = owner_of(path, self._ctx, self._wire_apis, dict.fromkeys(key[1], ""))
-        if len(self._known) >= self.CACHE_SIZE:
-            self._known.clear()
-        self._known[key] = owner
-        return owner
+        return self._owner(path, tuple(name for name in self._claim_headers if name in headers))

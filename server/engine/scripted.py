@@ -190,13 +190,13 @@ class ScriptedEngine:
         """The content tokens of the last user message in a rendered harmony prompt."""
         user, last = self._user, len(prompt) - 1
         backwards = prompt[::-1]  # list.index finds each <|start|> from the end (lists have no rindex)
-        at = 0
+        j = -1
         while True:
             try:
-                at = backwards.index(START, at) + 1
+                j = backwards.index(START, j + 1)
             except ValueError:
                 return []
-            i = last - (at - 1)
+            i = last - j
             if prompt[i + 1 : i + 1 + len(user)] == user:
                 try:
                     begin = prompt.index(MESSAGE, i) + 1

@@ -25,6 +25,7 @@ this with.
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 import re
 import secrets
@@ -49,9 +50,7 @@ _TOKEN_BYTES: dict[int, bytes] = {}  # each id's bytes, filled as ids come
 # Real headers (``<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>``) are a few tokens
 # long. A "header" longer than this is not harmony at all: the decoder switches to raw mode.
 MAX_HEADER_TOKENS = 64
-# What headers parse to (``_header_outcome``), by (role known, header tokens); emptied when it reaches this size.
-HEADER_CACHE_SIZE = 1024
-_HEADERS: dict[tuple[bool, tuple[int, ...]], tuple[str | None, str | None] | None] = {}
+HEADER_CACHE_SIZE = 1024  # what headers parse to (``_header_outcome``), by (role known, header tokens)
 
 
 def new_call_id() -> str:
@@ -106,14 +105,12 @@ class _BodyText:
         return raw
 
 
-def _header_outcome(role_known: bool, header: list[int]) -> tuple[str | None, str | None] | None:
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _header_outcome(role_known: bool, header: tuple[int, ...]) -> tuple[str | None, str | None] | None:
     """What harmony's parser makes of a header when ``<|message|>`` closes it: (channel, recipient), or None where
     it refuses the header (it then waits for ``<|start|>``, the role still as it was). ``role_known``: the parser
     was made for the assistant's turn and has not yet parsed a header (the header holds no role); otherwise the
     header followed a ``<|start|>``."""
-    key = (role_known, tuple(header))
-    if key in _HEADERS:
-        return _HEADERS[key]
     parser = StreamableParser(get_encoding(), role=Role.ASSISTANT if role_known else None)
     outcome: tuple[str | None, str | None] | None = None
     try:
@@ -125,9 +122,6 @@ def _header_outcome(role_known: bool, header: list[int]) -> tuple[str | None, st
         outcome = (parser.current_channel, parser.current_recipient)
     except HarmonyError:
         pass
-    if len(_HEADERS) >= HEADER_CACHE_SIZE:
-        _HEADERS.clear()
-    _HEADERS[key] = outcome
     return outcome
 
 
@@ -246,7 +240,7 @@ class HarmonyDecoder:
                         self._end_message()
                     continue
                 header, self._header = self._header, []
-                outcome = _header_outcome(self._role_known, header)
+                outcome = _header_outcome(self._role_known, tuple(header))
                 if outcome is None:
                     self.rejected_tokens += 1
                     self._state = _EXPECT_START

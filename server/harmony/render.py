@@ -45,8 +45,8 @@ from server.harmony.encoding import MESSAGE, START, encode_ordinary, get_encodin
 from server.types import ChatMessage, ChatRequest, FunctionTool, ToolCall
 
 _EFFORT = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}
-FRAME_CACHE_SIZE = 4096  # header frames kept (``_frame``); emptied when full
-DEVELOPER_CACHE_SIZE = 32  # developer messages kept (``_developer_tokens``); emptied when full
+FRAME_CACHE_SIZE = 4096  # header frames kept (``_frame``)
+DEVELOPER_CACHE_SIZE = 32  # developer messages kept (``_developer_tokens``)
 
 
 class _Text(NamedTuple):
@@ -59,10 +59,8 @@ class _Text(NamedTuple):
     content_type: str | None = None
     name: str | None = None  # the author's name (a tool's: the function that answers)
 
-    def message(self, text: str | None = None) -> Message:
-        role, name = self.role, self.name
-        author = Author(role=role, name=name)
-        message = Message.from_author_and_content(author, self.text if text is None else text)
+    def message(self) -> Message:
+        message = Message.from_author_and_content(Author(role=self.role, name=self.name), self.text)
         if self.channel is not None:
             message = message.with_channel(self.channel)
         if self.recipient is not None:
@@ -182,12 +180,12 @@ class HarmonyRenderer:
                 if index in dropped:
                     continue
                 if isinstance(part, _Text):
-                    frame = self._frame(part)
+                    frame = _frame(part[:1] + part[2:])  # the header's fields: all but the text
                     tokens += frame[:-1]
                     tokens += encode_ordinary(part.text)
                     tokens.append(frame[-1])
                 else:
-                    tokens += self._developer_tokens(part)
+                    tokens += _developer_tokens(part.to_json())
             tokens += _COMPLETION_START
             return tokens
         except (ValueError, RecursionError, HarmonyError) as exc:
@@ -198,34 +196,24 @@ class HarmonyRenderer:
                 raise
             raise InvalidRequestError("The conversation cannot be tokenized.", param="messages") from exc
 
-    def _frame(self, part: _Text) -> tuple[int, ...]:
-        """Harmony's rendering of ``part``'s header with no text: its tokens up to ``<|message|>``, then the end
-        token (``<|end|>``, or ``<|call|>`` for a call)."""
-        key = part[:1] + part[2:]
-        frame = _FRAMES.get(key)
-        if frame is None:
-            frame = tuple(self._encoding.render(part.message("")))
-            if len(frame) < 3 or frame[-2] != MESSAGE or frame[0] != START:
-                raise ValueError(f"unexpected rendering of a message header: {frame}")
-            if len(_FRAMES) >= FRAME_CACHE_SIZE:
-                _FRAMES.clear()
-            _FRAMES[key] = frame
-        return frame
 
-    def _developer_tokens(self, message: Message) -> tuple[int, ...]:
-        """A developer message's tokens, by its content (an agent resends the same instructions and tools)."""
-        key = message.to_json()
-        tokens = _DEVELOPER.get(key)
-        if tokens is None:
-            tokens = tuple(self._encoding.render(message))
-            if len(_DEVELOPER) >= DEVELOPER_CACHE_SIZE:
-                _DEVELOPER.clear()
-            _DEVELOPER[key] = tokens
-        return tokens
+@functools.lru_cache(maxsize=FRAME_CACHE_SIZE)
+def _frame(header: tuple[Role, str | None, str | None, str | None, str | None]) -> tuple[int, ...]:
+    """Harmony's rendering of a text message's header (``_Text``'s fields but its text) with no text: its tokens up
+    to ``<|message|>``, then the end token (``<|end|>``, or ``<|call|>`` for a call)."""
+    role, channel, recipient, content_type, name = header
+    frame = tuple(get_encoding().render(_Text(role, "", channel, recipient, content_type, name).message()))
+    if len(frame) < 3 or frame[-2] != MESSAGE or frame[0] != START:
+        raise ValueError(f"unexpected rendering of a message header: {frame}")
+    return frame
 
 
-_FRAMES: dict[tuple[object, ...], tuple[int, ...]] = {}
-_DEVELOPER: dict[str, tuple[int, ...]] = {}
+@functools.lru_cache(maxsize=DEVELOPER_CACHE_SIZE)
+def _developer_tokens(message_json: str) -> tuple[int, ...]:
+    """A developer message's tokens, by its content (an agent resends the same instructions and tools)."""
+    return tuple(get_encoding().render(Message.from_dict(json.loads(message_json))))
+
+
 _COMPLETION_START = (START, *encode_ordinary("assistant"))
 
 

@@ -69,7 +69,7 @@ class StreamedResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
             return
         self._body_send = body_send
-        watch = extensions.get(DISCONNECT_WATCH) if extensions else None
+        watch = extensions.get(DISCONNECT_WATCH)
         if watch is None:
             await super().__call__(scope, receive, send)
             return
