@@ -69,12 +69,15 @@ VLLM_BOOLEANS = {"enable_prefix_caching": ("--enable-prefix-caching", "--no-enab
 
 
 def vllm_argv(model: str, port: int, engine: dict[str, Any], extra: list[str]) -> list[str]:
-    """vLLM's server command with the same engine arguments as our ``engine.vllm`` settings."""
+    """vLLM's server command with the same engine arguments as our ``engine.vllm`` settings (``log_stats``: vLLM's
+    stat logging, on unless it is false)."""
     argv = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
         "--served-model-name", "gpt-oss-120b", "--port", str(port), "--host", "127.0.0.1",
-        "--disable-uvicorn-access-log", "--disable-log-stats",
+        "--disable-uvicorn-access-log",
     ]  # fmt: skip
+    if engine.get("log_stats") is False:
+        argv.append("--disable-log-stats")
     for key, flag in VLLM_FLAGS.items():
         if engine.get(key) is not None:
             argv += [flag, str(engine[key])]
@@ -89,6 +92,7 @@ def ours_config(model: str, engine: dict[str, Any], vllm_extra: dict[str, Any]) 
         "max_model_len": engine["max_model_len"],
         "gpu_memory_utilization": engine["gpu_memory_utilization"],
         "enforce_eager": bool(engine.get("enforce_eager")),
+        "log_stats": engine.get("log_stats") is not False,
         **vllm_extra,
     }
     if engine.get("kv_cache_gib") is not None:
@@ -236,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu", action="store_true", help="GPU engine settings (see scripts/race_gpu.sh)")
     p.add_argument("--ours-config", help="GPU: our server's YAML (engine settings must match the vLLM flags)")
     p.add_argument("--vllm-arg", action="append", default=[], help="extra vLLM server flag (repeat; GPU recipe)")
+    p.add_argument(
+        "--stats",
+        choices=["on", "off"],
+        default="on",
+        help="vLLM's stat logging (the engine metrics on /metrics), the same in both servers; on: both defaults",
+    )
     args = p.parse_args(argv)
     bench.exit_on_sigterm()
 
@@ -249,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--gpu needs --ours-config")
         config = yaml.safe_load(Path(args.ours_config).read_text())
         engine = config["engine"]["vllm"]
+        engine["log_stats"] = args.stats == "on"
         model = args.model or engine["model"]
         engine["model"] = model  # one model for both servers
         config_path = tmp / "ours.yaml"
@@ -256,10 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         vllm_env: dict[str, str] = {str(k): str(v) for k, v in (engine.get("env") or {}).items()}  # kernel switches
         vllm_cmd = vllm_argv(model, vllm_port, engine, args.vllm_arg)
     else:
+        engine = {**CPU_ENGINE, "log_stats": args.stats == "on"}
         config_path = tmp / "ours.yaml"
-        config_path.write_text(yaml.safe_dump(ours_config(model, CPU_ENGINE, {})))
+        config_path.write_text(yaml.safe_dump(ours_config(model, engine, {})))
         vllm_env = {"VLLM_CPU_KVCACHE_SPACE": str(CPU_ENGINE["kv_cache_gib"])}
-        vllm_cmd = vllm_argv(model, vllm_port, CPU_ENGINE, args.vllm_arg)
+        vllm_cmd = vllm_argv(model, vllm_port, engine, args.vllm_arg)
     # vLLM's own server gets what ours does: no torchvision/torchaudio/torchcodec in its processes.
     vllm_env["PYTHONPATH"] = textonly.with_site_dir(os.environ)["PYTHONPATH"]
     ours_cmd = [sys.executable, "-m", "server", "serve", "--config", str(config_path), "--port", str(ours_port)]

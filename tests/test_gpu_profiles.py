@@ -83,6 +83,16 @@ def test_the_race_gives_vllms_server_the_same_engine_flags(family: str) -> None:
             assert argv[argv.index(flag) + 1] == str(engine[key])
 
 
+@pytest.mark.parametrize("log_stats", [True, False])
+def test_the_race_gives_both_servers_the_same_stat_logging(log_stats: bool) -> None:
+    engine = {**race.CPU_ENGINE, "log_stats": log_stats}
+    argv = race.vllm_argv("model", 8000, engine, [])
+    assert ("--disable-log-stats" in argv) is not log_stats
+    ours = load_settings(None, race.ours_config("model", engine, {}))
+    assert ours.engine.vllm.log_stats is log_stats
+    assert build_engine_args(ours.engine.vllm, "model", "gpt-oss-120b")["disable_log_stats"] is not log_stats
+
+
 def test_data_parallel_and_env_pass_through() -> None:
     settings = load_settings(
         CONFIG_DIR / "gpu-h200.yaml",
