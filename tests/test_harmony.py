@@ -128,6 +128,8 @@ _TEXTS = [
     "line\n\n  indented\ttab",
     '{"city": "Paris"}',
     "x" * 300,
+    "A long tool output, line after line.\n" * 40,  # long texts: their tokens are remembered (TextTokenCache)
+    "naïve <|end|> 日本語 🙂, " * 80,
 ]
 
 

@@ -11,7 +11,8 @@ Cost: harmony renders each control token by encoding its text against a set of a
 on every call, some 25 microseconds a token, four per message. A text message renders as its header's tokens (up to
 ``<|message|>``), its text encoded as ordinary text, then its end token, so the renderer asks harmony once for each
 header's frame (the message rendered with no text, cached) and encodes the text itself; the system message is
-cached whole, a developer message (instructions and tools, resent on every turn of an agent's loop) by its content.
+cached whole, a developer message (instructions and tools, resent on every turn of an agent's loop) by its content,
+and a long text by itself (``TextTokenCache``: the earlier turns of a conversation come back on every turn).
 ``build_conversation`` is the same conversation for harmony to render whole: the tests' reference.
 """
 
@@ -42,6 +43,7 @@ from openai_harmony import (
 from server.errors import InvalidRequestError
 from server.harmony.decode import sanitize_tool_name
 from server.harmony.encoding import MESSAGE, START, encode_ordinary, get_encoding
+from server.harmony.textcache import TextTokenCache
 from server.types import ChatMessage, ChatRequest, FunctionTool, ToolCall
 
 _EFFORT = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}
@@ -80,12 +82,15 @@ class RenderOptions:
     # None: today's date (UTC) at render time; a fixed "YYYY-MM-DD" pins it (reproducible prompts).
     conversation_start_date: str | None = None
     default_reasoning_effort: str = "medium"
+    # characters of long message texts whose tokens are remembered (``TextTokenCache``); 0: none
+    text_cache_chars: int = 8 * 1024 * 1024
 
 
 class HarmonyRenderer:
     def __init__(self, options: RenderOptions | None = None) -> None:
         self.options = options or RenderOptions()
         self._encoding = get_encoding()
+        self.texts = TextTokenCache(self.options.text_cache_chars)
 
     def _date(self) -> str:
         return self.options.conversation_start_date or dt.datetime.now(dt.UTC).date().isoformat()
@@ -182,7 +187,7 @@ class HarmonyRenderer:
                 if isinstance(part, _Text):
                     frame = _frame(part[:1] + part[2:])  # the header's fields: all but the text
                     tokens += frame[:-1]
-                    tokens += encode_ordinary(part.text)
+                    tokens += self.texts.encode(part.text)
                     tokens.append(frame[-1])
                 else:
                     tokens += _developer_tokens(part.to_json())
