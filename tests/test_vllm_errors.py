@@ -38,3 +38,21 @@ def test_vllm_exception_types_map_to_core_errors() -> None:
     other = RuntimeError("a bug")
     assert _request_error(other) is other  # not the client's fault: left for the core's 500
     assert not isinstance(_request_error(other), RateLimitError)
+
+
+def test_vllms_environment_is_read_once_while_an_engine_runs_and_afresh_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vllm import envs
+
+    from server.engine.vllm_engine import cache_vllm_environment
+
+    monkeypatch.setenv("VLLM_COMPUTE_NANS_IN_LOGITS", "0")
+    try:
+        cache_vllm_environment(True)
+        assert envs.VLLM_COMPUTE_NANS_IN_LOGITS is False
+        monkeypatch.setenv("VLLM_COMPUTE_NANS_IN_LOGITS", "1")
+        assert envs.VLLM_COMPUTE_NANS_IN_LOGITS is False  # cached: vLLM's settings do not change after start-up
+        cache_vllm_environment(True)  # twice is once
+    finally:
+        cache_vllm_environment(False)
+    assert envs.VLLM_COMPUTE_NANS_IN_LOGITS is True
+    cache_vllm_environment(False)  # and off when off is harmless
