@@ -762,7 +762,7 @@ limits:
   stream_interval: 1
   max_concurrent_requests: 4096
   # every repetition sends the same prompts and the bare app tokenizes each one: so does ours (no token cache)
-  render_cache_chars: 0
+  render_cache_bytes: 0
 auth:
   api_keys_env: GPTOSS_BENCH_UNUSED_KEYS
 """

@@ -99,7 +99,8 @@ def ours_config(model: str, engine: dict[str, Any], vllm_extra: dict[str, Any]) 
         vllm["cpu_kvcache_space_gib"] = engine["kv_cache_gib"]
     return {
         "engine": {"kind": "vllm", "served_model_name": "gpt-oss-120b", "vllm": vllm},
-        "limits": {"max_concurrent_requests": 1024},
+        # every repetition sends the same prompts, which vLLM's server tokenizes each time: so does ours
+        "limits": {"max_concurrent_requests": 1024, "render_cache_bytes": 0},
         "auth": {"api_keys_env": "GPTOSS_BENCH_UNUSED_KEYS"},
         "server": {"log_level": "warning"},
     }
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         config = yaml.safe_load(Path(args.ours_config).read_text())
         engine = config["engine"]["vllm"]
         engine["log_stats"] = args.stats == "on"
+        config.setdefault("limits", {})["render_cache_bytes"] = 0  # as ``ours_config``
         model = args.model or engine["model"]
         engine["model"] = model  # one model for both servers
         config_path = tmp / "ours.yaml"

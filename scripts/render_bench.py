@@ -4,7 +4,9 @@
 An agent resends its whole conversation on every turn: instructions, then per turn an assistant tool call and the
 tool's output. This renders that conversation turn after turn in one process (what our server does per request
 before the engine sees it) and reports the CPU time of the last turns' renders, cache on (the default
-``limits.render_cache_chars``) and off (0), and the prompt's length in tokens.
+``limits.render_cache_bytes``) and off (0), and the prompt's length in tokens. The render only: in the server a
+prompt over ``limits.render_inline_chars`` renders in the render worker, which adds the round trip to it (the
+request pickled there, the tokens back).
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ def main() -> int:
     p.add_argument("--last", type=int, default=10, help="turns measured: the last N")
     args = p.parse_args()
     turns = conversation(args.turns, args.output_chars)
-    for label, chars in (("cache on", LimitsSettings().render_cache_chars), ("cache off", 0)):
-        renderer = HarmonyRenderer(RenderOptions(conversation_start_date="2026-01-15", text_cache_chars=chars))
+    for label, budget in (("cache on", LimitsSettings().render_cache_bytes), ("cache off", 0)):
+        renderer = HarmonyRenderer(RenderOptions(conversation_start_date="2026-01-15", text_cache_bytes=budget))
         times, tokens = [], 0
         for messages in turns:
             t0 = time.process_time()

@@ -57,7 +57,7 @@ def build_context(settings: Settings, engine: Engine | None = None) -> ServerCon
             knowledge_cutoff=h.knowledge_cutoff,
             conversation_start_date=h.conversation_start_date,
             default_reasoning_effort=h.default_reasoning_effort,
-            text_cache_chars=settings.limits.render_cache_chars,
+            text_cache_bytes=settings.limits.render_cache_bytes,
         )
     )
     testing = settings.testing

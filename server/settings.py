@@ -242,9 +242,10 @@ class LimitsSettings(Section):
     # Prompts with more characters than this are rendered in a worker process (harmony's tokenizer holds the
     # GIL for the whole call, so a thread would still stall the event loop); smaller ones render inline.
     render_inline_chars: int = Field(16384, ge=0)
-    # Characters of long message texts (1024 characters and more) whose tokens each process remembers, so that a
-    # conversation sent again on every turn is tokenized only where it is new (~2 bytes of memory a character). 0: off.
-    render_cache_chars: int = Field(8 * 1024 * 1024, ge=0)
+    # Memory, in bytes, for the tokens of long message texts (1024 characters and more) that each API process (and
+    # each render worker) remembers, so that a conversation sent again on every turn is tokenized only where it is
+    # new (English text: ~2 bytes a character, texts and tokens together). 0: off.
+    render_cache_bytes: int = Field(32 * 1024 * 1024, ge=0)
     # Choices one request may ask for (``n``; a batch of prompts counts each prompt's): each is an engine request
     # holding an admission slot, so one request takes at most this share of max_concurrent_requests. Over it: 400.
     max_n: int = Field(16, ge=1, le=1024)

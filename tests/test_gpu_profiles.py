@@ -121,3 +121,9 @@ def test_data_parallel_on_the_cpu_backend_is_refused_before_the_engine_loads(tmp
     assert out.returncode == 1, out.stderr[-2000:]
     assert "data_parallel_size > 1 needs GPUs" in out.stderr
     assert "EngineCore" not in out.stderr  # refused before any engine core started
+
+
+def test_the_race_runs_our_server_without_the_long_text_token_cache() -> None:
+    """Every repetition sends the same prompts and vLLM's server tokenizes each: ours must too."""
+    ours = load_settings(None, race.ours_config("model", race.CPU_ENGINE, {}))
+    assert ours.limits.render_cache_bytes == 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from array import array
+
 import pytest
 from openai_harmony import Role
 
@@ -16,37 +19,46 @@ def _text(i: int, size: int = 2000) -> str:
     return (f"Turn {i}: naïve <|start|> 日本語 🙂 output line.\n" * size)[:size]
 
 
+def _cost(text: str) -> int:
+    """What keeping ``text`` costs: the text and its tokens (4 bytes each, in an array)."""
+    return sys.getsizeof(text) + sys.getsizeof(array("I", encode_ordinary(text)))
+
+
 def test_a_text_seen_again_comes_from_memory_with_the_same_tokens() -> None:
     cache = TextTokenCache(1 << 20)
     text = _text(1)
     first = cache.encode(text)
     assert list(first) == encode_ordinary(text)
-    assert (len(cache), cache.chars) == (1, len(text))
+    assert (len(cache), cache.bytes) == (1, _cost(text))
     again = cache.encode(text[:1] + text[1:])  # an equal string, not the same object
     assert list(again) == encode_ordinary(text)
-    assert (len(cache), cache.chars) == (1, len(text))
+    assert (len(cache), cache.bytes) == (1, _cost(text))
 
 
 def test_short_texts_and_texts_over_the_budget_are_not_kept() -> None:
-    cache = TextTokenCache(5000)
+    text = _text(2)
     short = "x" * (MIN_CHARS - 1)
-    assert list(cache.encode(short)) == encode_ordinary(short)
-    huge = _text(2, 6000)
-    assert list(cache.encode(huge)) == encode_ordinary(huge)
-    assert len(cache) == 0
+    for budget in (sys.getsizeof(text), _cost(text) - 1):  # the text alone fills it; the text and its tokens pass it
+        cache = TextTokenCache(budget)
+        assert list(cache.encode(short)) == encode_ordinary(short)
+        assert list(cache.encode(text)) == encode_ordinary(text)
+        assert len(cache) == 0
+    cache = TextTokenCache(_cost(text))
+    cache.encode(text)
+    assert len(cache) == 1
     off = TextTokenCache(0)
     off.encode(_text(3))
     assert len(off) == 0
 
 
 def test_the_least_recently_used_text_goes_first_and_the_budget_holds() -> None:
-    cache = TextTokenCache(5000)  # two texts of 2000 characters fit, three do not
     a, b, c = _text(1), _text(2), _text(3)
+    cache = TextTokenCache(_cost(a) + _cost(b) + _cost(c) - 1)  # two texts fit, three do not
     cache.encode(a)
     cache.encode(b)
     cache.encode(a)  # a is now the most recently used
     cache.encode(c)  # b goes
-    assert cache.chars == 4000 <= cache.max_chars
+    assert cache.bytes == _cost(a) + _cost(c) <= cache.max_bytes
     kept = cache._tokens
     assert list(kept) == [a, c]
 

@@ -514,8 +514,12 @@ def cache_vllm_environment(on: bool) -> None:
     from vllm import envs
 
     switch = getattr(envs, "enable_envs_cache" if on else "disable_envs_cache", None)
-    if switch is not None:
-        switch()
+    if switch is None:
+        return
+    try:
+        switch()  # on: every vLLM setting is read now, and one vLLM cannot parse raises (its engine core read it too)
+    except Exception:
+        log.warning("vLLM's environment settings could not be cached; they are read on each access", exc_info=True)
 
 
 def check_platform(settings: VllmSettings) -> None:

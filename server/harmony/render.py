@@ -82,15 +82,15 @@ class RenderOptions:
     # None: today's date (UTC) at render time; a fixed "YYYY-MM-DD" pins it (reproducible prompts).
     conversation_start_date: str | None = None
     default_reasoning_effort: str = "medium"
-    # characters of long message texts whose tokens are remembered (``TextTokenCache``); 0: none
-    text_cache_chars: int = 8 * 1024 * 1024
+    # bytes of memory for the tokens of long message texts (``TextTokenCache``); 0: none
+    text_cache_bytes: int = 32 * 1024 * 1024
 
 
 class HarmonyRenderer:
     def __init__(self, options: RenderOptions | None = None) -> None:
         self.options = options or RenderOptions()
         self._encoding = get_encoding()
-        self.texts = TextTokenCache(self.options.text_cache_chars)
+        self.texts = TextTokenCache(self.options.text_cache_bytes)
 
     def _date(self) -> str:
         return self.options.conversation_start_date or dt.datetime.now(dt.UTC).date().isoformat()
