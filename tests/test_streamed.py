@@ -122,3 +122,45 @@ def test_a_client_gone_while_its_stream_waits_for_a_token_aborts_at_once(tmp_pat
         assert engine.num_running() == 0, "the engine request outlived its client"
         assert time.monotonic() - gone < 2
         assert live.app.state.ctx.service.active_requests == 0
+
+
+def test_a_client_gone_before_its_stream_starts_is_never_streamed(tmp_path: Path) -> None:
+    """The client sends its request and leaves while the prompt is rendered (here in the render worker, which
+    starts on first use): the stream must not start for nobody. The engine never runs the request, its slot is
+    freed, and it is counted as a disconnect (499), not as a success or a server error."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    settings = scripted_settings(tmp_path, token_delay_s=5.0)
+    settings.limits.render_inline_chars = 1024
+    with threaded_server(settings) as live:
+        ctx = live.app.state.ctx
+
+        def counts() -> dict[str, float]:
+            """The OpenAI route's requests by status (the registry is the process's: other tests count too)."""
+            found: dict[str, float] = {}
+            for line in httpx.get(f"{live.base_url}/metrics").text.splitlines():
+                if line.startswith('gptoss:requests_total{api="openai"'):
+                    status = line.split('status="', 1)[1].split('"', 1)[0]
+                    found[status] = found.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+            return found
+
+        before = counts()
+        chat = {**CHAT, "messages": [{"role": "user", "content": "say something " * 400}]}
+        body = httpx.Request("POST", "/", json=chat).content
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        address = urlsplit(live.base_url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(head.encode() + body)
+        gone = time.monotonic()
+        while counts() == before and time.monotonic() - gone < 15:
+            time.sleep(0.05)
+        after = counts()
+        changed = {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+        assert changed == {"499": 1.0}
+        assert ctx.engine.num_running() == 0
+        assert ctx.service.active_requests == 0

@@ -54,6 +54,10 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing (httptools re-raises it as HttpParserCallbackError)."""
 
 
+def _nothing() -> None:
+    pass
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """One connection. ``configured(settings)`` gives the subclass carrying a ``server`` section's limits."""
 
@@ -85,6 +89,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._body_timer: TimerHandle | None = None
         self._linger_timer: TimerHandle | None = None
         self._on_lost: Callable[[], None] | None = None  # a streamed response's disconnect callback
+        self._lost = False  # the connection is gone
 
     # ---- connection ----------------------------------------------------------------------------------------
 
@@ -106,12 +111,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._linger_timer.cancel()
             self._linger_timer = None
         super().connection_lost(exc)
+        self._lost = True
         callback, self._on_lost = self._on_lost, None
         if callback is not None:
             callback()
 
     def _watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` when the connection is lost (the response in progress streams until then)."""
+        """Call ``callback`` when the connection is lost (the response in progress streams until then); at once when
+        it is lost already (a client gone while its request was prepared)."""
+        if self._lost:
+            callback()
+            return _nothing
         self._on_lost = callback
 
         def unwatch() -> None:

@@ -11,8 +11,8 @@ the same either way.
 A client that goes away must stop its stream at once, even while it waits for a token (a long prefill): the engine
 request is aborted as the stream closes. Starlette's response runs the stream in a task of an anyio task group beside a
 task reading ``receive`` for the disconnect; where the protocol offers ``DISCONNECT_WATCH`` as well, the stream runs in
-the request's own task and the protocol's callback for the lost connection cancels it instead (no task group, no second
-task, no ``receive`` pending; some 80 microseconds less per streamed request).
+a plain task of its own and the protocol's callback for the lost connection cancels it instead (no task group, no
+task reading ``receive``, no ``receive`` pending; some 80 microseconds less per streamed request).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+from server import requestlog
 
 BODY_SEND = "gptoss.http.body_send"  # scope extension: the connection's own ``send``
 # scope extension: ``watch(callback)`` calls ``callback`` when the connection is lost; it returns the unwatch function
@@ -78,29 +80,29 @@ class StreamedResponse(StreamingResponse):
             await self.background()
 
     async def _stream_until_disconnect(self, send: Send, watch: DisconnectWatch) -> None:
-        """``stream_response`` in this task, cancelled by the protocol when the connection is lost (then it ends
-        quietly, as Starlette's task group ends it)."""
-        task = asyncio.current_task()
-        assert task is not None
+        """``stream_response`` in a task of its own, cancelled by the protocol when the connection is lost (then it
+        ends quietly, as Starlette's task group ends it). The task keeps the stack short: each wake-up of the stream
+        (one per token) resumes its own few frames, not also the dozen of the middleware stack above this one."""
+        stream = asyncio.ensure_future(self.stream_response(send))
         cut = False
 
         def on_disconnect() -> None:
             nonlocal cut
             cut = True
-            task.cancel()
+            stream.cancel()
 
         unwatch = watch(on_disconnect)
-        cancelled = False
         try:
-            await self.stream_response(send)
+            await stream  # cancelling this task cancels the stream too
         except asyncio.CancelledError:
-            cancelled = True
-            if not cut:
+            task = asyncio.current_task()
+            if not cut or (task is not None and task.cancelling()):
                 raise
+            record = requestlog.current()
+            if record is not None and record.status is None:
+                record.status = 499  # gone before the response started (its head was never sent)
         finally:
             unwatch()
-        if cut and task.uncancel() > 0 and cancelled:
-            raise asyncio.CancelledError  # cancelled from elsewhere too
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
