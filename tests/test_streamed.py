@@ -7,8 +7,11 @@ it then sees every byte the client gets.
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -89,14 +92,24 @@ def test_a_streamed_body_passes_the_stack_only_without_the_lane(tmp_path: Path, 
     assert seen["bytes"] == (0 if transparent else len(body) + len(ndjson.content))
 
 
+def _post_chat(base_url: str, chat: dict[str, Any]) -> socket.socket:
+    """A streamed chat request sent over a raw socket (so the test decides when the client goes): the socket."""
+    body = httpx.Request("POST", "/", json=chat).content
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    address = urlsplit(base_url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=10)
+    sock.sendall(head.encode() + body)
+    return sock
+
+
 @pytest.mark.parametrize("transparent", [True, False], ids=["lane", "no-lane"])
 def test_a_client_gone_while_its_stream_waits_for_a_token_aborts_at_once(tmp_path: Path, transparent: bool) -> None:
     """No byte is due for seconds (a slow engine step), so no write can notice the lost connection: on the lane the
     protocol's watch cancels the stream, without it Starlette's task reading ``receive`` does; either way the engine
     request is aborted well before its next token."""
-    import socket
-    import time
-    from urllib.parse import urlsplit
 
     def prepare(app: FastAPI) -> None:
         if not transparent:
@@ -104,14 +117,7 @@ def test_a_client_gone_while_its_stream_waits_for_a_token_aborts_at_once(tmp_pat
 
     with threaded_server(scripted_settings(tmp_path, token_delay_s=5.0), prepare=prepare) as live:
         engine = live.app.state.ctx.engine
-        body = httpx.Request("POST", "/", json=CHAT).content
-        head = (
-            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        address = urlsplit(live.base_url)
-        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-            sock.sendall(head.encode() + body)
+        with _post_chat(live.base_url, CHAT) as sock:
             got = b""
             while b"data: {" not in got:  # the role chunk comes before the engine's first token
                 got += sock.recv(65536)
@@ -128,10 +134,6 @@ def test_a_client_gone_before_its_stream_starts_is_never_streamed(tmp_path: Path
     """The client sends its request and leaves while the prompt is rendered (here in the render worker, which
     starts on first use): the stream must not start for nobody. The engine never runs the request, its slot is
     freed, and it is counted as a disconnect (499), not as a success or a server error."""
-    import socket
-    import time
-    from urllib.parse import urlsplit
-
     settings = scripted_settings(tmp_path, token_delay_s=5.0)
     settings.limits.render_inline_chars = 1024
     with threaded_server(settings) as live:
@@ -148,14 +150,7 @@ def test_a_client_gone_before_its_stream_starts_is_never_streamed(tmp_path: Path
 
         before = counts()
         chat = {**CHAT, "messages": [{"role": "user", "content": "say something " * 400}]}
-        body = httpx.Request("POST", "/", json=chat).content
-        head = (
-            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        address = urlsplit(live.base_url)
-        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-            sock.sendall(head.encode() + body)
+        _post_chat(live.base_url, chat).close()  # sent, and gone at once
         gone = time.monotonic()
         while counts() == before and time.monotonic() - gone < 15:
             time.sleep(0.05)
