@@ -10,7 +10,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,23 @@ def served_by(
             assert len(found) == 1, f"request {request_id} in the logs of replicas {found}"
             return found[0]
         time.sleep(0.1)
+
+
+# Distinct session ids in the affinity tests. The proxies hash them onto replicas whose ports are random, so with few
+# ids all may land on one replica by chance (six ids: 1 run in 32); with 24 that is 2 * 2**-24.
+AFFINITY_SESSIONS = 24
+
+
+def session_landings(
+    send: Callable[[str], int], sessions: int = AFFINITY_SESSIONS, rounds: int = 2
+) -> dict[str, set[int]]:
+    """The replicas each of ``sessions`` session ids landed on, sending each ``rounds`` times in turn (``send``
+    posts one request with the id and returns the index of the replica that served it)."""
+    landed: dict[str, set[int]] = {}
+    for n in range(sessions * rounds):
+        session = f"user-{n % sessions}"
+        landed.setdefault(session, set()).add(send(session))
+    return landed
 
 
 def active_requests(replicas: tuple[LiveServer, ...]) -> int:

@@ -26,6 +26,7 @@ from tests.replicas import (
     replica_pair,
     served_by,
     session_landing_on,
+    session_landings,
 )
 from tests.test_responses import WEATHER_TOOL
 
@@ -185,12 +186,13 @@ def test_one_session_id_keeps_to_one_replica_and_sessions_spread(
     proxy: Nginx, replicas: tuple[LiveServer, ...]
 ) -> None:
     body = {"model": "gpt-oss-120b", "messages": MESSAGES}
-    landed: dict[str, set[int]] = {}
-    for n in range(12):
-        session = f"user-{n % 6}"
+
+    def send(session: str) -> int:
         r = httpx.post(proxy.base_url + "/v1/chat/completions", headers={**HEADERS, "X-Session-ID": session}, json=body)
         assert r.status_code == 200, r.text
-        landed.setdefault(session, set()).add(served_by(replicas, r))
+        return served_by(replicas, r)
+
+    landed = session_landings(send)
     assert all(len(where) == 1 for where in landed.values()), landed
     assert set().union(*landed.values()) == {0, 1}, landed
 

@@ -30,7 +30,7 @@ import openai
 import pytest
 
 from tests.helpers import API_KEY, LiveServer
-from tests.replicas import HEADERS, kill, logged, replica_pair, served_since
+from tests.replicas import HEADERS, kill, logged, replica_pair, served_since, session_landings
 from tests.test_responses import WEATHER_TOOL
 from tests.vllm_router import Router, vllm_router
 
@@ -137,13 +137,14 @@ def test_paths_the_router_answers_itself(router: Router) -> None:
 def test_one_session_id_keeps_to_one_replica_and_sessions_spread(
     router: Router, replicas: tuple[LiveServer, ...]
 ) -> None:
-    landed: dict[str, set[int]] = {}
-    for n in range(12):
-        session = f"user-{n % 6}"
+
+    def send(session: str) -> int:
         before = logged(replicas, CHAT)
         r = httpx.post(router.base_url + CHAT, headers={**HEADERS, "X-Session-ID": session}, json=CHAT_BODY)
         assert r.status_code == 200, r.text
-        landed.setdefault(session, set()).add(served_since(replicas, CHAT, before))
+        return served_since(replicas, CHAT, before)
+
+    landed = session_landings(send)
     assert all(len(where) == 1 for where in landed.values()), landed
     assert set().union(*landed.values()) == {0, 1}, landed
 
