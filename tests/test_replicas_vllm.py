@@ -54,11 +54,12 @@ def check_answered(case: ProviderCase, response: requests.Response, stream: bool
     assert case.ends_stream(blocks[-1]) and raw.endswith(case.stream_end), raw[-500:]
 
 
-def respond(base_url: str, **fields: object) -> dict[str, object]:
+def respond(base_url: str, **fields: object) -> httpx.Response:
+    """A Responses turn of a few tokens, answered 200."""
     body = {"model": "gpt-oss-120b", "max_output_tokens": 8, **fields}
     r = httpx.post(base_url + "/v1/responses", headers=HEADERS, json=body, timeout=120)
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r
 
 
 def input_tokens(response: dict[str, object]) -> int:
@@ -82,12 +83,12 @@ def test_every_wire_api_answers_through_the_proxy_from_both_replicas(
 
 def test_a_responses_conversation_continues_on_the_other_replica(replicas: tuple[LiveServer, LiveServer]) -> None:
     one, two = replicas
-    started = respond(one.base_url, input=FIRST_TURN)
+    started = respond(one.base_url, input=FIRST_TURN).json()
     retrieved = httpx.get(f"{two.base_url}/v1/responses/{started['id']}", headers=HEADERS, timeout=30)
     assert retrieved.status_code == 200, retrieved.text
     assert retrieved.json() == started
-    follow = respond(two.base_url, input="And another one.", previous_response_id=started["id"])
-    alone = respond(two.base_url, input="And another one.")
+    follow = respond(two.base_url, input="And another one.", previous_response_id=started["id"]).json()
+    alone = respond(two.base_url, input="And another one.").json()
     assert follow["previous_response_id"] == started["id"]
     # the other replica rendered the first turn, read from PostgreSQL, before the new input
     assert input_tokens(follow) - input_tokens(alone) >= FIRST_TURN_TOKENS, (follow["usage"], alone["usage"])
@@ -97,23 +98,12 @@ def test_a_killed_replica_costs_no_request_sent_after(proxy: Nginx, replicas: tu
     """SIGKILL one replica (its port then refuses connections): nginx passes each request the dead one would
     have had to the other, so every route still answers, and a conversation the dead replica stored goes on."""
     one, two = replicas
-    started = respond(one.base_url, input="Name a colour.")
+    started = respond(one.base_url, input="Name a colour.").json()
     kill(one)
     for case in CASES:
         for stream in (False, True):
             r = post(proxy.base_url, case, stream)
             check_answered(case, r, stream)
-            assert served_by(replicas[1:], r) == 0
-    follow = httpx.post(
-        proxy.base_url + "/v1/responses",
-        headers=HEADERS,
-        json={
-            "model": "gpt-oss-120b",
-            "max_output_tokens": 8,
-            "input": "Go on.",
-            "previous_response_id": started["id"],
-        },
-        timeout=120,
-    )
-    assert follow.status_code == 200, follow.text
+            assert served_by((two,), r) == 0
+    follow = respond(proxy.base_url, input="Go on.", previous_response_id=started["id"])
     assert served_by((two,), follow) == 0
